@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh Debian machine:
+#   make bench   set up, run the CPU benchmark (5 submissions x 5 seeds), print the leaderboard
+#   make test    set up, run the tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RESULTS ?= results/results.db
+SEEDS ?= 0-4
+SUBMISSIONS ?= nesterov momentum adamw lars lamb
+WORKLOAD ?= fashion_mnist_resnet
+
+.PHONY: setup data bench test leaderboard clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+data:
+	@scripts/install_data.sh
+
+bench: setup
+	@mkdir -p $(dir $(RESULTS))
+	@for s in $(SUBMISSIONS); do \
+	  $(PY) -m harness run --workload=$(WORKLOAD) --submission=$$s --seeds=$(SEEDS) \
+	    --results=$(RESULTS) || exit $$?; \
+	done
+	$(PY) -m scoring leaderboard --workload=$(WORKLOAD) --results=$(RESULTS) --out=results/leaderboard
+
+leaderboard: setup
+	$(PY) -m scoring leaderboard --results=$(RESULTS) --out=results/leaderboard
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) results

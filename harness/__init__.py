@@ -1,0 +1,1 @@
+"""The harness: loads a submission, trains it on a workload under the step budget, records results."""

@@ -1,0 +1,73 @@
+"""Command line of the harness (absl flags are read here only).
+
+  python -m harness run --workload=fashion_mnist_resnet --submission=nesterov --seeds=0-4
+  python -m harness list
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from harness.spec import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workload", None, "Workload name (python -m harness list shows them).")
+flags.DEFINE_string("submission", None, "Built-in submission name or path to a submission module.")
+flags.DEFINE_string("hparams", None, "Hyperparameters: inline JSON object or path to a JSON file; "
+                    "missing keys take the submission's DEFAULT_HPARAMS.")
+flags.DEFINE_string("knobs", None, "Workload knobs (label_smoothing, gamma0, ...): JSON or file.")
+flags.DEFINE_string("seeds", "0", "Seeds: 0-4, 0,3,7 or a mix.")
+flags.DEFINE_integer("budget", None, "Override the workload's step budget (recorded with the run).")
+flags.DEFINE_string("results", "results/results.db", "SQLite results database.")
+flags.DEFINE_string("data_dir", None, "Dataset directory (default: the workload's; env vars work too).")
+flags.DEFINE_bool("stop_at_target", False, "Stop a seed as soon as the validation target is reached.")
+flags.DEFINE_bool("progress", None, "Show a progress bar per run (default: when stderr is a terminal).")
+
+COMMANDS = ("run", "list")
+
+
+def _run() -> None:
+    from harness import inputs
+    from harness.runner import SweepConfig, run_sweep
+
+    for name in ("workload", "submission"):
+        if not getattr(FLAGS, name):
+            raise UserError(f"--{name} is required for `run`")
+    progress = sys.stderr.isatty() if FLAGS.progress is None else FLAGS.progress
+    cfg = SweepConfig(
+        workload=FLAGS.workload, submission=FLAGS.submission,
+        hparams=inputs.parse_json_mapping(FLAGS.hparams, "hparams"),
+        knobs=inputs.parse_json_mapping(FLAGS.knobs, "knobs"),
+        seeds=tuple(inputs.parse_seeds(FLAGS.seeds)), budget=FLAGS.budget, results=FLAGS.results,
+        data_dir=FLAGS.data_dir, stop_at_target=FLAGS.stop_at_target, progress=progress)
+    run_sweep(cfg)
+
+
+def _list() -> None:
+    from harness.submissions import builtin_names
+    from workloads import get_workload, workload_names
+
+    print("workloads:")
+    for name in workload_names():
+        w = get_workload(name)
+        print(f"  {name}: target {w.metric} {w.target} ({w.direction.value}), budget {w.step_budget} "
+              f"steps at batch {w.global_batch_size}; knobs: "
+              + ", ".join(f"{k}={v}" for k, v in w.knobs.items()))
+    print("submissions: " + ", ".join(builtin_names()))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        print(f"usage: python -m harness {{{'|'.join(COMMANDS)}}} [--flags]; see --help", file=sys.stderr)
+        sys.exit(2)
+    try:
+        {"run": _run, "list": _list}[argv[1]]()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

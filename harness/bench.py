@@ -1,0 +1,135 @@
+"""Performance checks of the harness, measured side by side in one run (a script, not a test).
+
+  python -m harness.bench [--workload=fashion_mnist_resnet] [--steps=20] [--rounds=3]
+
+1. Harness overhead: steps/s of the harness (Sweep.run_seed: progress bar, divergence checks,
+   metric sums, SQLite) divided by steps/s of a bare hand-written jitted loop doing the same math
+   (same model, micro-batches and Nesterov update) on the same workload, batch and number of steps.
+   Goal >= 0.98.
+2. Micro-batch accumulation: time of one training step at the global batch computed as micro-batches
+   in an unrolled lax.scan, versus as one big batch. Goal >= 2.5x faster.
+Rounds alternate between the two sides so that machine noise hits both; medians are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from harness import store
+from harness.runner import Sweep, SweepConfig
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workload", "fashion_mnist_resnet", "Workload to measure.")
+flags.DEFINE_integer("steps", 20, "Training steps per measurement.")
+flags.DEFINE_integer("rounds", 3, "Alternating rounds per comparison.")
+
+LR, MOMENTUM = 0.1, 0.9  # any values: only speed is measured
+
+
+def bare_loop(workload: Any, data: Any, steps: int) -> float:
+    """Seconds for `steps` steps of a hand-written loop: scan over micro-batches, optax Nesterov."""
+    tx = optax.sgd(LR, MOMENTUM, nesterov=True)
+    n_micro = workload.global_batch_size // workload.micro_batch_size
+
+    @jax.jit
+    def step(params: Any, model_state: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
+        def body(carry: Any, mb: tuple[jax.Array, jax.Array]) -> Any:
+            g_acc, s_acc = carry
+            grads, (new_state, _) = jax.grad(workload.train_loss, has_aux=True)(
+                params, model_state, {"x": mb[0], "y": mb[1]}, None)
+            return (jax.tree.map(jnp.add, g_acc, grads), jax.tree.map(jnp.add, s_acc, new_state)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, (params, model_state))
+        micro = lambda a: a.reshape(n_micro, -1, *a.shape[1:])  # noqa: E731
+        (g, s), _ = jax.lax.scan(body, zeros, (micro(x), micro(y)), unroll=n_micro)
+        g = jax.tree.map(lambda a: a / n_micro, g)
+        updates, opt_state = tx.update(g, opt_state, params)
+        return optax.apply_updates(params, updates), jax.tree.map(lambda a: a / n_micro, s), opt_state
+
+    params, model_state, _ = workload.init(jax.random.PRNGKey(0))
+    opt_state = tx.init(params)
+    batches = workload.train_batches(data, 0)
+    b = next(batches)
+    jax.block_until_ready(step(params, model_state, opt_state, b["x"], b["y"]))  # compile
+    start = time.perf_counter()
+    for _ in range(steps):
+        b = next(batches)
+        params, model_state, opt_state = step(params, model_state, opt_state, b["x"], b["y"])
+    jax.block_until_ready(params)
+    return time.perf_counter() - start
+
+
+def harness_loop(sweep: Sweep, conn: Any) -> float:
+    """Training seconds the harness measured itself (eval excluded, synced) for its step budget."""
+    return sweep.run_seed(conn, seed=0).train_seconds
+
+
+def step_time(workload: Any, data: Any, micro: bool, steps: int) -> float:
+    """Seconds per step at the global batch: micro-batches in an unrolled scan, or one big batch."""
+    params, model_state, _ = workload.init(jax.random.PRNGKey(0))
+    n_micro = workload.global_batch_size // workload.micro_batch_size if micro else 1
+    grad_fn = jax.grad(workload.train_loss, has_aux=True)
+
+    @jax.jit
+    def grads_of(params: Any, x: jax.Array, y: jax.Array) -> Any:
+        if n_micro == 1:
+            return grad_fn(params, model_state, {"x": x, "y": y}, None)[0]
+        xs = (x.reshape(n_micro, -1, *x.shape[1:]), y.reshape(n_micro, -1))
+        body = lambda acc, mb: (jax.tree.map(  # noqa: E731
+            jnp.add, acc, grad_fn(params, model_state, {"x": mb[0], "y": mb[1]}, None)[0]), None)
+        return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), xs, unroll=n_micro)[0]
+
+    b = next(workload.train_batches(data, 0))
+    jax.block_until_ready(grads_of(params, b["x"], b["y"]))
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = grads_of(params, b["x"], b["y"])
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    steps, rounds = FLAGS.steps, FLAGS.rounds
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SweepConfig(workload=FLAGS.workload, submission="nesterov", budget=steps,
+                          hparams={"learning_rate": LR, "momentum": MOMENTUM},
+                          results=os.path.join(tmp, "bench.db"), progress=False)
+        sweep = Sweep(cfg)
+        workload, data = sweep.workload, sweep.data
+        print(f"{workload.name}: global batch {workload.global_batch_size}, micro-batch "
+              f"{workload.micro_batch_size}, {steps} steps x {rounds} rounds, devices {jax.devices()}")
+        conn = store.connect(cfg.results)
+        harness_s, bare_s = [], []
+        for r in range(rounds):
+            harness_s.append(harness_loop(sweep, conn))
+            bare_s.append(bare_loop(workload, data, steps))
+            print(f"  round {r}: harness {steps / harness_s[-1]:.3f} steps/s, bare loop "
+                  f"{steps / bare_s[-1]:.3f} steps/s")
+        conn.close()
+    ratio = statistics.median(bare_s) / statistics.median(harness_s)
+    print(f"harness/bare steps-per-second ratio (medians): {ratio:.3f}  (goal >= 0.98)")
+
+    micro_t, big_t = [], []
+    for r in range(rounds):
+        micro_t.append(step_time(workload, data, micro=True, steps=max(3, steps // 4)))
+        big_t.append(step_time(workload, data, micro=False, steps=max(3, steps // 4)))
+        print(f"  round {r}: micro-batches {micro_t[-1]:.3f} s/step, one big batch {big_t[-1]:.3f} s/step")
+    speedup = statistics.median(big_t) / statistics.median(micro_t)
+    print(f"micro-batch accumulation speedup over one big batch of {workload.global_batch_size} "
+          f"(medians): {speedup:.2f}x  (goal >= 2.5x)")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    app.run(main)

@@ -1,0 +1,76 @@
+"""Parsing of command-line inputs: JSON-or-file mappings and seed ranges (one-line errors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from harness.spec import UserError
+
+
+def parse_json_mapping(value: str | None, what: str) -> dict[str, Any]:
+    """A JSON object given inline ('{"learning_rate": 0.1}') or as a path to a .json file."""
+    if not value:
+        return {}
+    text, source = value, "inline JSON"
+    if not value.lstrip().startswith("{"):
+        if not os.path.isfile(value):
+            raise UserError(f"--{what}: {value} is neither a JSON object nor an existing file")
+        with open(value) as f:
+            text, source = f.read(), value
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--{what}: cannot parse {source}: {e.msg} at line {e.lineno} column {e.colno}"
+                        ) from None
+    if not isinstance(parsed, dict):
+        raise UserError(f"--{what}: {source} must be a JSON object mapping names to values")
+    return parsed
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+
+
+def parse_seeds(value: str) -> list[int]:
+    """'0-4' -> [0..4]; '0,3,7' -> [0, 3, 7]; mixed '0-2,9'. Seeds are distinct non-negative ints."""
+    seeds: list[int] = []
+    for part in str(value).split(","):
+        m = _RANGE.match(part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise UserError(f"--seeds: malformed seed range {value!r}; use e.g. 0-4 or 0,3,7")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds: {value!r} repeats a seed")
+    return seeds
+
+
+def validate_hparams(given: dict[str, Any], defaults: dict[str, Any], submission: str) -> dict[str, Any]:
+    """Merge `given` into a submission's DEFAULT_HPARAMS; one-line error on unknown keys or types.
+
+    Types follow the defaults: a bool takes only a bool; an int only an int; a float an int or a
+    float (stored as float); a str only a str.
+    """
+    merged = dict(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            raise UserError(f"unknown hyperparameter {key!r} for submission {submission}; known: "
+                            f"{', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise UserError(f"hyperparameter {key!r} of submission {submission} must be "
+                            f"{type(default).__name__}, got {type(value).__name__} {value!r}")
+        merged[key] = value
+    return merged

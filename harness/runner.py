@@ -1,0 +1,207 @@
+"""Runs one submission on one workload for several seeds: compile once, train each seed under the
+step budget, evaluate on the cadence, record every eval in the results store."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from harness import environment, inputs, store
+from harness import submissions as submission_loader
+from harness.protocol import check_submission
+from harness.spec import SubmissionContext, UserError, Workload
+from harness.training import TrainState, make_eval_step, make_train_step
+from workloads import get_workload
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    workload: str
+    submission: str
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    knobs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    budget: int | None = None  # overrides the workload's step budget
+    results: str = "results/results.db"
+    data_dir: str | None = None
+    stop_at_target: bool = False
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    seed: int
+    status: str
+    steps_done: int
+    steps_to_target: int | None
+    seconds_to_target: float | None
+    best_valid: float | None
+    final_train: float | None
+    train_seconds: float
+    eval_seconds: float
+
+
+def config_id(submission: str, hparams: Mapping[str, Any], knobs: Mapping[str, Any], budget: int) -> str:
+    """Stable short id of a leaderboard row (never Python's salted hash())."""
+    key = store.canonical_json({"submission": submission, "hparams": hparams, "knobs": knobs,
+                                "budget": budget})
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+class Sweep:
+    """Everything validated and compiled once; `run_seed` trains one seed."""
+
+    def __init__(self, cfg: SweepConfig) -> None:
+        # Validate every input before anything is written, so bad input leaves the store untouched.
+        self.cfg = cfg
+        self.workload: Workload = get_workload(cfg.workload, cfg.knobs)
+        self.submission = submission_loader.load(cfg.submission)
+        self.hparams = inputs.validate_hparams(dict(cfg.hparams), dict(self.submission.defaults),
+                                               self.submission.name)
+        self.budget = cfg.budget if cfg.budget is not None else self.workload.step_budget
+        if self.budget <= 0:
+            raise UserError(f"--budget must be a positive number of steps, got {self.budget}")
+        store.check_writable(cfg.results)
+        self.data = self.workload.load_data(cfg.data_dir)
+        self._init = jax.jit(lambda rng: self.workload.init(rng)[:2])
+        params, _, self.param_types = self.workload.init(jax.random.PRNGKey(0))
+        phases = tuple(dataclasses.replace(p, steps=self.budget) for p in self.workload.phases) \
+            if cfg.budget is not None and len(self.workload.phases) == 1 else self.workload.phases
+        self.ctx = SubmissionContext(self.workload.name, self.param_types, self.budget,
+                                     self.workload.global_batch_size, phases)
+        check_submission(self.submission.name, self.submission.init, self.submission.update,
+                         params, self.hparams, self.ctx)
+        self.config_id = config_id(self.submission.name, self.hparams, self.workload.knobs, self.budget)
+        self._compile(params)
+
+    def _compile(self, params: Any) -> None:
+        """Ahead-of-time compilation of the train and eval steps, timed separately from training."""
+        start = time.perf_counter()
+        _, model_state, _ = self.workload.init(jax.random.PRNGKey(0))
+        opt_state = self.submission.init(params, self.hparams, self.ctx)
+        state = TrainState(params, model_state, opt_state)
+        batch = next(self.workload.train_batches(self.data, 0))
+        train_step = make_train_step(self.workload, self.submission.update, self.hparams, self.ctx)
+        self.train_step = jax.jit(train_step, donate_argnums=0).lower(
+            state, batch, jax.random.PRNGKey(0), np.int32(0)).compile()
+        eval_batch = next(self.workload.eval_batches(self.data, "validation"))
+        self.eval_step = jax.jit(make_eval_step(self.workload)).lower(
+            params, model_state, eval_batch).compile()
+        self.compile_seconds = time.perf_counter() - start
+
+    def evaluate(self, state: TrainState, split: str) -> tuple[float, float]:
+        """(mean loss, metric) over one split."""
+        sums = [self.eval_step(state.params, state.model_state, b)
+                for b in self.workload.eval_batches(self.data, split)]
+        total = jax.device_get(jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)), *sums))
+        count = float(total["count"])
+        return float(total["loss"]) / count, float(total[self.workload.metric]) / count
+
+    def run_seed(self, conn: Any, seed: int) -> RunSummary:
+        wl, cfg = self.workload, self.cfg
+        recorder = store.RunRecorder(
+            conn, workload=wl.name, submission=self.submission.name,
+            submission_path=self.submission.path, hparams=store.canonical_json(self.hparams),
+            knobs=store.canonical_json(wl.knobs), config_id=self.config_id, seed=seed,
+            metric=wl.metric, direction=wl.direction.value, target=wl.target,
+            step_budget=self.budget, global_batch_size=wl.global_batch_size,
+            compile_seconds=self.compile_seconds, environment=store.canonical_json(
+                environment.environment()), git_revision=environment.git_revision())
+        init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+        params, model_state = self._init(init_key)
+        state = TrainState(params, model_state, self.submission.init(params, self.hparams, self.ctx))
+        batches = wl.train_batches(self.data, seed)
+        bar = tqdm(total=self.budget, desc=f"{self.submission.name} seed {seed}", unit="step",
+                   leave=False, disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+        train_seconds = eval_seconds = 0.0
+        steps_to_target = seconds_to_target = best = final_train = None
+        status, step, pending = "completed", 0, []
+        try:
+            jax.block_until_ready(state)
+            tick = time.perf_counter()
+            for step in range(1, self.budget + 1):
+                state, metrics = self.train_step(state, next(batches), train_key, np.int32(step - 1))
+                # Check the previous step's flag: the host waits for step-1 while step runs.
+                if len(pending) and not bool(pending[-1]["finite"]):
+                    status, step = "diverged", step - 1
+                    break
+                pending.append(metrics)
+                bar.update(1)
+                if step % wl.eval_every_steps and step != self.budget:
+                    continue
+                jax.block_until_ready(state)
+                train_seconds += time.perf_counter() - tick
+                if not bool(pending[-1]["finite"]):
+                    status = "diverged"
+                    break
+                eval_start = time.perf_counter()
+                sums = jax.device_get(jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)), *pending))
+                pending = []
+                train_loss = float(sums["loss"]) / float(sums["count"])
+                final_train = float(sums[wl.metric]) / float(sums["count"])
+                valid_loss, valid = self.evaluate(state, "validation")
+                test_loss, test = self.evaluate(state, "test")
+                recorder.record_eval(step, train_seconds, train_loss=train_loss, train_metric=final_train,
+                                     valid_loss=valid_loss, valid_metric=valid, test_loss=test_loss,
+                                     test_metric=test)
+                if best is None or wl.direction.better(valid, best):
+                    best = valid
+                if steps_to_target is None and wl.direction.reached(valid, wl.target):
+                    steps_to_target, seconds_to_target = step, train_seconds
+                bar.set_postfix_str(f"valid {wl.metric} {valid:.4f}")
+                eval_seconds += time.perf_counter() - eval_start
+                if cfg.stop_at_target and steps_to_target is not None:
+                    break
+                tick = time.perf_counter()
+        except BaseException as e:
+            bar.close()
+            recorder.finish("failed", error=f"{type(e).__name__}: {e}"[:500], steps_done=step)
+            raise
+        bar.close()
+        last = conn.execute("SELECT valid_metric, test_metric FROM evals WHERE run_id = ? ORDER BY step "
+                            "DESC LIMIT 1", (recorder.run_id,)).fetchone()
+        recorder.finish(status, steps_done=step, steps_to_target=steps_to_target,
+                        seconds_to_target=seconds_to_target, best_valid=best,
+                        final_valid=last[0] if last else None, final_test=last[1] if last else None,
+                        final_train=final_train, train_seconds=train_seconds)
+        return RunSummary(recorder.run_id, seed, status, step, steps_to_target, seconds_to_target, best,
+                          final_train, train_seconds, eval_seconds)
+
+    def summary_line(self, s: RunSummary) -> str:
+        wl = self.workload
+        pct = (lambda v: f"{100 * v:.2f}%") if wl.metric == "accuracy" else (lambda v: f"{v:.4f}")
+        reached = (f"target {pct(wl.target)} reached at step {s.steps_to_target} ({s.seconds_to_target:.1f} s)"
+                   if s.steps_to_target is not None else f"target {pct(wl.target)} missed")
+        best = pct(s.best_valid) if s.best_valid is not None else "n/a"
+        train = pct(s.final_train) if s.final_train is not None else "n/a"
+        return (f"[run {s.run_id}] {wl.name} {self.submission.name} seed {s.seed}: {s.status} at step "
+                f"{s.steps_done}/{self.budget}; best valid {wl.metric} {best}; {reached}; final train "
+                f"{train}; {s.train_seconds:.1f} s training + {s.eval_seconds:.1f} s eval")
+
+
+def run_sweep(cfg: SweepConfig) -> list[RunSummary]:
+    """Validate, compile once, then train every seed; a diverged seed does not stop the sweep."""
+    sweep = Sweep(cfg)
+    print(f"{sweep.workload.name} x {sweep.submission.name} [{sweep.config_id}]: {len(cfg.seeds)} seed(s), "
+          f"budget {sweep.budget} steps, batch {sweep.workload.global_batch_size}, "
+          f"compiled in {sweep.compile_seconds:.1f} s", flush=True)
+    conn = store.connect(cfg.results)
+    try:
+        summaries = []
+        for seed in cfg.seeds:
+            summary = sweep.run_seed(conn, seed)
+            print(sweep.summary_line(summary), flush=True)
+            summaries.append(summary)
+        return summaries
+    finally:
+        conn.close()

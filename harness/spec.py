@@ -1,0 +1,226 @@
+"""The contract between workloads, submissions and the harness (one file, like AlgoPerf's spec.py).
+
+Workloads and submissions import only this module (plus their own libraries); the harness imports
+workloads and loads submissions by path.
+
+Submission protocol (optax semantics, pure and jittable)::
+
+    DEFAULT_HPARAMS: dict[str, float | int | bool | str]
+    def init(params, hparams, ctx: SubmissionContext) -> state
+    def update(grads, state, params, hparams, ctx: SubmissionContext) -> (updates, state)
+
+The harness applies ``params = params + updates``. ``hparams`` is a plain mapping whose keys and
+value types are those of ``DEFAULT_HPARAMS``; ``ctx`` is static information about the workload. A
+submission never sees data, the clock or the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import jax
+from flax.core import meta
+
+Params = Any  # a pytree of arrays
+ModelState = Any  # e.g. batch-norm running statistics
+Batch = Mapping[str, Any]
+Hparams = Mapping[str, Any]
+ParamTypes = Any  # a pytree with the structure of Params and ParamType leaves
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line naming what is wrong and how to fix it."""
+
+
+class DataError(UserError):
+    """Missing or corrupt dataset files."""
+
+
+class ParamType(enum.Enum):
+    """The role of a parameter, declared by the model that creates it (never guessed from names)."""
+
+    WEIGHT = "weight"  # dense kernel
+    CONV_WEIGHT = "conv_weight"
+    BIAS = "bias"
+    BN_SCALE = "bn_scale"
+    BN_BIAS = "bn_bias"
+    LN_SCALE = "ln_scale"
+    LN_BIAS = "ln_bias"
+    EMBEDDING = "embedding"
+    ATTENTION_QKV = "attention_qkv"
+    ATTENTION_OUT = "attention_out"
+
+
+#: Parameters that L2 / weight decay and layer-wise trust ratios apply to in the reference pipelines.
+WEIGHT_LIKE = frozenset({ParamType.WEIGHT, ParamType.CONV_WEIGHT, ParamType.EMBEDDING,
+                         ParamType.ATTENTION_QKV, ParamType.ATTENTION_OUT})
+#: Normalisation scales/offsets and biases: excluded from decay and from LARS/LAMB in MLPerf / BERT.
+NORM_OR_BIAS = frozenset(set(ParamType) - WEIGHT_LIKE)
+
+
+def is_weight_like(ptype: ParamType) -> bool:
+    return ptype in WEIGHT_LIKE
+
+
+def weight_mask(param_types: ParamTypes) -> Any:
+    """A boolean pytree: True where the parameter is weight-like (decayed, trust-ratio scaled)."""
+    return jax.tree.map(is_weight_like, param_types, is_leaf=lambda x: isinstance(x, ParamType))
+
+
+class Direction(enum.Enum):
+    """Whether a larger or a smaller value of the workload's metric is better (declared, not guessed)."""
+
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+    def reached(self, value: float, target: float) -> bool:
+        return value >= target if self is Direction.MAXIMIZE else value <= target
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self is Direction.MAXIMIZE else a < b
+
+
+# --- parameter-type declaration ---------------------------------------------------------------
+
+
+@meta.struct.dataclass
+class TypedParam(meta.AxisMetadata):
+    """A Flax metadata box carrying the ParamType of the parameter it wraps."""
+
+    value: Any
+    param_type: ParamType = meta.struct.field(pytree_node=False)
+
+    def unbox(self) -> Any:
+        return self.value
+
+    def replace_boxed(self, val: Any) -> TypedParam:
+        return self.replace(value=val)
+
+    def add_axis(self, index: int, params: dict[Any, Any]) -> TypedParam:
+        return self
+
+    def remove_axis(self, index: int, params: dict[Any, Any]) -> TypedParam:
+        return self
+
+
+def typed(init_fn: Callable[..., Any], param_type: ParamType) -> Callable[..., TypedParam]:
+    """Wrap a Flax initializer so that the parameter it creates declares its type."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> TypedParam:
+        return TypedParam(init_fn(*args, **kwargs), param_type)
+
+    return wrapped
+
+
+def split_param_types(boxed: Params) -> tuple[Params, ParamTypes]:
+    """(params, param_types) from a tree of TypedParam boxes; every leaf must be boxed."""
+    is_box = lambda x: isinstance(x, TypedParam)  # noqa: E731
+    untyped = [jax.tree_util.keystr(path) for path, leaf in
+               jax.tree_util.tree_flatten_with_path(boxed, is_leaf=is_box)[0] if not is_box(leaf)]
+    if untyped:
+        raise TypeError(f"parameters without a declared ParamType: {untyped}; create them with "
+                        "spec.typed(initializer, ParamType.X)")
+    params = jax.tree.map(lambda b: b.value, boxed, is_leaf=is_box)
+    types = jax.tree.map(lambda b: b.param_type, boxed, is_leaf=is_box)
+    return params, types
+
+
+# --- workload description ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """A tunable input-pipeline / model knob of a workload with its allowed range (inclusive)."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One training phase (BERT has two: seq 128 then 512). Single-phase workloads have one."""
+
+    name: str
+    steps: int
+    global_batch_size: int
+    seq_len: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmissionContext:
+    """Static workload information handed to submissions (closed over by the jitted step, never traced)."""
+
+    workload: str
+    param_types: ParamTypes
+    step_budget: int
+    global_batch_size: int
+    phases: tuple[Phase, ...]
+
+    @property
+    def phase_boundaries(self) -> tuple[int, ...]:
+        """Steps at which each phase starts (the first is 0)."""
+        starts, total = [], 0
+        for phase in self.phases:
+            starts.append(total)
+            total += phase.steps
+        return tuple(starts)
+
+
+class Workload(Protocol):
+    """What the harness needs from a workload. Implementations configure themselves from knobs."""
+
+    name: str
+    metric: str  # e.g. "accuracy"
+    direction: Direction
+    target: float  # validation target of `metric`
+    step_budget: int
+    global_batch_size: int
+    micro_batch_size: int  # gradient accumulation unit; also the ghost batch-norm span
+    eval_every_steps: int
+    knobs: Mapping[str, float]  # the values this instance was built with
+
+    @property
+    def phases(self) -> tuple[Phase, ...]: ...
+
+    def load_data(self, data_dir: str | None) -> Any:
+        """Load (and validate) the dataset; raise DataError naming the fix when missing or corrupt."""
+
+    def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]: ...
+
+    def train_batches(self, data: Any, seed: int) -> Iterator[Batch]:
+        """Endless iterator of global training batches (leading dimension global_batch_size)."""
+
+    def eval_batches(self, data: Any, split: str) -> Iterator[Batch]:
+        """One pass over an evaluation split ('validation' or 'test'); padded examples have mask 0."""
+
+    def train_loss(self, params: Params, model_state: ModelState, batch: Batch, rng: jax.Array
+                   ) -> tuple[jax.Array, tuple[ModelState, dict[str, jax.Array]]]:
+        """(mean loss of the micro-batch, (new model state, metric sums incl. 'count'))."""
+
+    def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
+        """Sums of 'loss' and the metric over the batch's unmasked examples, and their 'count'."""
+
+
+def validate_knobs(declared: tuple[Knob, ...], given: Mapping[str, Any], workload: str
+                   ) -> dict[str, float]:
+    """Merge `given` into the declared defaults, with one-line errors for unknown or out-of-range."""
+    by_name = {k.name: k for k in declared}
+    values = {k.name: float(k.default) for k in declared}
+    for name, value in given.items():
+        if name not in by_name:
+            raise UserError(f"unknown knob {name!r} for workload {workload}; known knobs: "
+                            f"{', '.join(sorted(by_name)) or 'none'}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"knob {name!r} must be a number, got {value!r}")
+        knob = by_name[name]
+        if not knob.low <= value <= knob.high:
+            raise UserError(f"knob {name!r}={value} is outside its allowed range "
+                            f"[{knob.low}, {knob.high}] for workload {workload}")
+        values[name] = float(value)
+    return values

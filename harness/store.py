@@ -1,0 +1,127 @@
+"""The results store: SQLite (stdlib sqlite3) in WAL mode, one transaction per eval.
+
+A killed process loses at most the eval in flight. Scoring reads only this database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harness.spec import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    workload          TEXT NOT NULL,
+    submission        TEXT NOT NULL,     -- name (module stem or built-in name)
+    submission_path   TEXT NOT NULL,
+    hparams           TEXT NOT NULL,     -- canonical JSON (sorted keys) of the full hyperparameters
+    knobs             TEXT NOT NULL,     -- canonical JSON of the workload knobs
+    config_id         TEXT NOT NULL,     -- short hash of (submission, hparams, knobs): the leaderboard row key
+    seed              INTEGER NOT NULL,
+    status            TEXT NOT NULL,     -- running | completed | diverged | failed
+    metric            TEXT NOT NULL,     -- e.g. accuracy
+    direction         TEXT NOT NULL,     -- maximize | minimize
+    target            REAL NOT NULL,
+    step_budget       INTEGER NOT NULL,
+    global_batch_size INTEGER NOT NULL,
+    steps_done        INTEGER NOT NULL DEFAULT 0,
+    steps_to_target   INTEGER,           -- NULL if the target was never reached
+    seconds_to_target REAL,              -- training seconds at that eval
+    best_valid        REAL,
+    final_valid       REAL,
+    final_test        REAL,
+    final_train       REAL,
+    train_seconds     REAL,              -- eval, logging and compilation excluded
+    compile_seconds   REAL,
+    error             TEXT,
+    environment       TEXT NOT NULL,     -- JSON: versions, devices, host
+    git_revision      TEXT,
+    started_at        REAL NOT NULL,     -- unix time
+    finished_at       REAL
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id        INTEGER NOT NULL REFERENCES runs(run_id),
+    step          INTEGER NOT NULL,
+    train_seconds REAL NOT NULL,
+    train_loss    REAL,   -- mean over the training micro-batches since the previous eval
+    train_metric  REAL,
+    valid_loss    REAL,
+    valid_metric  REAL,
+    test_loss     REAL,
+    test_metric   REAL,
+    wall_time     REAL NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE INDEX IF NOT EXISTS runs_by_config ON runs(workload, config_id);
+"""
+
+
+def canonical_json(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def check_writable(path: str) -> None:
+    """Raise UserError unless a database can be created or opened for writing at `path`."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UserError(f"results path {path} is a directory; pass a file such as {path}/results.db")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise UserError(f"results database {path} is not writable; fix its permissions or pass "
+                            "--results=OTHER.db")
+    elif not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise UserError(f"cannot create results database {path}: directory {directory} does not exist "
+                        "or is not writable; create it or pass --results=OTHER.db")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open (creating if needed) the results database in WAL mode."""
+    conn = sqlite3.connect(path, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    conn.commit()
+    return conn
+
+
+def open_readonly(path: str) -> sqlite3.Connection:
+    if not os.path.exists(path):
+        raise UserError(f"results database {path} does not exist; run `python -m harness run ...` "
+                        "first or pass --results=PATH")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class RunRecorder:
+    """Writes one run: a row in `runs` at start, a committed row in `evals` per eval, the summary."""
+
+    def __init__(self, conn: sqlite3.Connection, **fields: Any) -> None:
+        self.conn = conn
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        with conn:
+            cur = conn.execute(f"INSERT INTO runs ({cols}, status, started_at) VALUES ({marks}, ?, ?)",
+                               (*fields.values(), "running", time.time()))
+        self.run_id = int(cur.lastrowid)
+
+    def record_eval(self, step: int, train_seconds: float, **metrics: float | None) -> None:
+        cols = ["run_id", "step", "train_seconds", "wall_time", *metrics]
+        vals = [self.run_id, step, train_seconds, time.time(), *metrics.values()]
+        with self.conn:
+            self.conn.execute(f"INSERT OR REPLACE INTO evals ({', '.join(cols)}) VALUES "
+                              f"({', '.join('?' for _ in cols)})", vals)
+            self.conn.execute("UPDATE runs SET steps_done = ? WHERE run_id = ?", (step, self.run_id))
+
+    def finish(self, status: str, **summary: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in summary)
+        with self.conn:
+            self.conn.execute(f"UPDATE runs SET status = ?, finished_at = ?{', ' if sets else ''}{sets} "
+                              "WHERE run_id = ?", (status, time.time(), *summary.values(), self.run_id))

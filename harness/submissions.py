@@ -1,0 +1,84 @@
+"""Loading submission modules by built-in name or path, and checking them against the protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+from harness.spec import UserError
+
+SUBMISSIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "submissions")
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    name: str
+    path: str
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    defaults: Mapping[str, Any]
+    search_space: Mapping[str, Any] | None
+
+
+def builtin_names() -> list[str]:
+    return sorted(d for d in os.listdir(SUBMISSIONS_DIR)
+                  if os.path.isfile(os.path.join(SUBMISSIONS_DIR, d, "submission.py")))
+
+
+def resolve_path(name_or_path: str) -> str:
+    """A built-in name (submissions/<name>/submission.py), a .py file, or a directory holding one."""
+    if os.sep not in name_or_path and not name_or_path.endswith(".py"):
+        path = os.path.join(SUBMISSIONS_DIR, name_or_path, "submission.py")
+        if os.path.isfile(path):
+            return path
+        raise UserError(f"unknown submission {name_or_path!r}: not a built-in ({', '.join(builtin_names())})"
+                        " and not a path; pass --submission=path/to/module.py")
+    path = name_or_path
+    if os.path.isdir(path):
+        path = os.path.join(path, "submission.py")
+    if not os.path.isfile(path):
+        raise UserError(f"submission file {path} does not exist; pass a built-in name "
+                        f"({', '.join(builtin_names())}) or a path to a module defining init and update")
+    return os.path.abspath(path)
+
+
+def _import(path: str) -> ModuleType:
+    module_name = "submission_" + os.path.splitext(os.path.relpath(path, "/"))[0].replace(os.sep, "_")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # a user module failing to import is a user error, reported in one line
+        del sys.modules[module_name]
+        raise UserError(f"submission {path} failed to import: {type(e).__name__}: {e}") from None
+    return module
+
+
+def load(name_or_path: str) -> Submission:
+    """Import a submission and check that it has init, update and DEFAULT_HPARAMS."""
+    path = resolve_path(name_or_path)
+    module = _import(path)
+    missing = [attr for attr in ("init", "update") if not callable(getattr(module, attr, None))]
+    if missing:
+        raise UserError(f"submission {path} does not define {' and '.join(missing)}; a submission "
+                        "defines init(params, hparams, ctx) and update(grads, state, params, hparams, ctx)")
+    defaults = getattr(module, "DEFAULT_HPARAMS", None)
+    if not isinstance(defaults, Mapping):
+        raise UserError(f"submission {path} does not define DEFAULT_HPARAMS as a dict of hyperparameters")
+    search_space = None
+    space_path = os.path.join(os.path.dirname(path), "search_space.json")
+    if os.path.exists(space_path):
+        with open(space_path) as f:
+            search_space = json.load(f)
+    directory = os.path.basename(os.path.dirname(path))
+    name = directory if os.path.basename(path) == "submission.py" else os.path.splitext(os.path.basename(path))[0]
+    return Submission(name, path, module.init, module.update, dict(defaults), search_space)

@@ -1,0 +1,70 @@
+"""CLI: ``python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX]``.
+
+User errors (missing database, unknown workload, unwritable output) are reported as one line
+``error: ...`` on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Sequence
+
+from absl import app, flags
+
+from harness import spec, store
+from scoring import aggregate, render
+
+FLAGS = flags.FLAGS
+COMMANDS = ("leaderboard",)
+USAGE = "python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX]"
+
+
+def define_flags() -> None:
+    """Declare the command-line flags (called once, when run as a program)."""
+    flags.DEFINE_string("workload", None, "Only this workload (default: every workload in the database).")
+    flags.DEFINE_string("results", "results/results.db", "The results database written by the harness.")
+    flags.DEFINE_string("out", "results/leaderboard",
+                        "Output prefix: writes PREFIX.md, PREFIX.html and PREFIX_<workload>.png.")
+
+
+def run_leaderboard(results: str, workload: str | None, out: str) -> tuple[str, list[str]]:
+    """Score the database at ``results``: (terminal table, paths written). Reads only the database."""
+    conn = store.open_readonly(results)
+    try:
+        runs = aggregate.load_runs(conn)
+        evals = aggregate.load_evals(conn)
+    except sqlite3.DatabaseError as e:
+        raise spec.UserError(f"cannot read results database {results}: {e}; pass --results=PATH of a "
+                             "database written by the harness") from e
+    finally:
+        conn.close()
+    runs = aggregate.select_workload(runs, workload)
+    evals = evals[evals["run_id"].isin(runs["run_id"])]
+    board = aggregate.leaderboard(runs)
+    curves = aggregate.learning_curves(runs, evals)
+    paths = render.write_reports(board, curves, out)
+    return render.terminal_table(board), paths
+
+
+def main(argv: Sequence[str]) -> int:
+    """Dispatch the command; UserError -> one line on stderr and exit code 2."""
+    try:
+        args = list(argv[1:])
+        if len(args) != 1 or args[0] not in COMMANDS:
+            raise spec.UserError(f"expected one command from {', '.join(COMMANDS)}, got "
+                                 f"{' '.join(args) or 'none'}; usage: {USAGE}")
+        table, paths = run_leaderboard(FLAGS.results, FLAGS.workload, FLAGS.out)
+    except spec.UserError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    print(table, end="")
+    print()
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

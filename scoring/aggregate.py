@@ -1,0 +1,270 @@
+"""Leaderboard aggregation: pure functions over DataFrames loaded from the results store.
+
+Only the database is read (through ``load_runs`` / ``load_evals``); nothing here imports a
+workload or a submission.
+
+Time-to-target semantics
+------------------------
+A run's *steps to target* is the step of the **first** eval whose validation metric reached the
+workload's target (``>= target`` when the direction is ``maximize``, ``<= target`` when it is
+``minimize``); its *seconds to target* is the training time (eval, logging and compilation
+excluded) recorded at that same eval. Reaching the target between two evals is only detected at
+the next eval, so the resolution is the eval interval. A run that never reached the target has
+``steps_to_target`` NULL in the store; here a miss counts as ``inf``, so that the median over seeds
+is ``inf`` as soon as at least half of the seeds missed. ``time_to_target`` recomputes the value
+from a run's evals with exactly these semantics.
+
+Which runs count
+----------------
+Only *finished* runs (status ``completed`` or ``diverged``) enter the statistics of a leaderboard
+row; a diverged run counts with whatever it reached before diverging (usually a miss). Runs that
+are still ``running`` or that ``failed`` (an error, not an optimisation failure) are excluded and
+only counted in the ``failed`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.spec import UserError
+
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+
+_RUN_NUMERIC = ("seed", "target", "step_budget", "global_batch_size", "steps_done", "steps_to_target",
+                "seconds_to_target", "best_valid", "final_valid", "final_test", "final_train",
+                "train_seconds", "compile_seconds", "started_at", "finished_at")
+_EVAL_NUMERIC = ("step", "train_seconds", "train_loss", "train_metric", "valid_loss", "valid_metric",
+                 "test_loss", "test_metric", "wall_time")
+
+#: Columns of the leaderboard DataFrame, in order.
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "workload", "rank", "submission", "config_id", "hparams", "metric", "direction", "target",
+    "seeds", "failed", "reached", "reached_count", "success", "median_steps", "steps_ci_low",
+    "steps_ci_high", "median_best_valid", "median_final_train", "median_final_test",
+    "median_train_seconds", "median_seconds_to_target", "diverged",
+)
+
+#: Columns of the learning-curve DataFrame, in order.
+CURVE_COLUMNS: tuple[str, ...] = (
+    "workload", "config_id", "step", "seeds", "valid_median", "valid_min", "valid_max",
+    "train_loss_median", "train_loss_min", "train_loss_max",
+)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _query_frame(conn: sqlite3.Connection, sql: str, numeric: Iterable[str]) -> pd.DataFrame:
+    cur = conn.execute(sql)
+    columns = [d[0] for d in cur.description]
+    frame = pd.DataFrame.from_records([tuple(row) for row in cur.fetchall()], columns=columns)
+    for col in numeric:
+        if col in frame.columns:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    return frame
+
+
+def load_runs(conn: sqlite3.Connection) -> pd.DataFrame:
+    """All rows of the ``runs`` table (numeric columns as float, NULL as NaN), ordered by run_id."""
+    return _query_frame(conn, "SELECT * FROM runs ORDER BY run_id", _RUN_NUMERIC)
+
+
+def load_evals(conn: sqlite3.Connection) -> pd.DataFrame:
+    """All rows of the ``evals`` table (numeric columns as float, NULL as NaN), by run and step."""
+    return _query_frame(conn, "SELECT * FROM evals ORDER BY run_id, step", _EVAL_NUMERIC)
+
+
+def select_workload(runs: pd.DataFrame, workload: str | None) -> pd.DataFrame:
+    """The runs of one workload (all runs when ``workload`` is None).
+
+    Raises UserError when the store holds no runs, or none of ``workload`` (naming those present).
+    """
+    if runs.empty:
+        raise UserError("the results database holds no runs yet; run `python -m harness run ...` first")
+    if workload is None:
+        return runs
+    present = sorted(runs["workload"].unique())
+    if workload not in present:
+        raise UserError(f"no runs of workload {workload!r} in the results database; workloads present: "
+                        f"{', '.join(present)}")
+    return runs[runs["workload"] == workload]
+
+
+# --- per-run and per-sample statistics ----------------------------------------------------------
+
+
+def time_to_target(evals: pd.DataFrame, target: float, direction: str) -> tuple[int, float] | None:
+    """(step, train_seconds) of the first eval whose validation metric reached ``target``.
+
+    ``evals`` holds the evals of one run (columns ``step``, ``train_seconds``, ``valid_metric``);
+    ``direction`` is ``maximize`` (reached when ``>= target``) or ``minimize`` (``<= target``).
+    NaN metrics never reach the target. Returns None when no eval reached it.
+    """
+    ordered = evals.sort_values("step")
+    values = ordered["valid_metric"].astype(float)
+    hit = values >= target if direction == "maximize" else values <= target
+    if not hit.any():
+        return None
+    first = ordered[hit.to_numpy()].iloc[0]
+    return int(first["step"]), float(first["train_seconds"])
+
+
+def misses_as_inf(values: Iterable[float | None]) -> np.ndarray:
+    """The values as a float array, with None/NaN (target missed) replaced by ``inf``."""
+    arr = np.array([np.nan if v is None else v for v in values], dtype=float)
+    arr[np.isnan(arr)] = np.inf
+    return arr
+
+
+def median_with_misses(values: Iterable[float | None]) -> float:
+    """Median where a miss (None/NaN) counts as ``inf``; NaN for no values at all.
+
+    The result is ``inf`` exactly when at least half of the values are misses.
+    """
+    arr = misses_as_inf(values)
+    return float(np.median(arr)) if arr.size else math.nan
+
+
+def bootstrap_median_ci(values: Iterable[float | None], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median (misses count as ``inf``).
+
+    Draws ``resamples`` resamples with replacement from a ``numpy.random.default_rng(seed)``, so the
+    interval is reproducible. The bounds are order statistics of the resampled medians (no
+    interpolation, which would turn ``inf - inf`` into NaN). Returns (NaN, NaN) for no values.
+    """
+    arr = misses_as_inf(values)
+    if arr.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(arr, size=(resamples, arr.size), replace=True), axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(medians, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def _median(values: pd.Series) -> float:
+    """Median ignoring NaN; NaN when nothing is left."""
+    clean = values.dropna()
+    return float(clean.median()) if len(clean) else math.nan
+
+
+def _format_hparam(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def compact_hparams(hparams_json: str) -> str:
+    """``k=v`` pairs, comma-separated and sorted by key, with floats in ``%g`` form.
+
+    Input that is not a JSON object is returned unchanged.
+    """
+    try:
+        hparams = json.loads(hparams_json)
+    except (TypeError, ValueError):
+        return str(hparams_json)
+    if not isinstance(hparams, dict):
+        return str(hparams_json)
+    return ",".join(f"{k}={_format_hparam(hparams[k])}" for k in sorted(hparams))
+
+
+# --- the leaderboard -----------------------------------------------------------------------------
+
+
+def _row(key: tuple[str, str, str], group: pd.DataFrame) -> dict[str, Any]:
+    workload, submission, config_id = key
+    finished = group[group["status"].isin(FINISHED_STATUSES)]
+    seeds = len(finished)
+    steps = finished["steps_to_target"].tolist()
+    reached_count = int(finished["steps_to_target"].notna().sum())
+    low, high = bootstrap_median_ci(steps)
+    first = group.iloc[0]
+    return {
+        "workload": workload,
+        "submission": submission,
+        "config_id": config_id,
+        "hparams": compact_hparams(first["hparams"]),
+        "metric": first["metric"],
+        "direction": first["direction"],
+        "target": float(first["target"]),
+        "seeds": seeds,
+        "failed": len(group) - seeds,
+        "reached": f"{reached_count}/{seeds}",
+        "reached_count": reached_count,
+        "success": reached_count / seeds if seeds else math.nan,
+        "median_steps": median_with_misses(steps),
+        "steps_ci_low": low,
+        "steps_ci_high": high,
+        "median_best_valid": _median(finished["best_valid"]),
+        "median_final_train": _median(finished["final_train"]),
+        "median_final_test": _median(finished["final_test"]),
+        "median_train_seconds": _median(finished["train_seconds"]),
+        "median_seconds_to_target": median_with_misses(finished["seconds_to_target"].tolist()),
+        "diverged": int((finished["status"] == "diverged").sum()),
+    }
+
+
+def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
+    """Order rows within each workload and number them (column ``rank``, from 1).
+
+    Keys: median steps to target ascending, then median best validation metric (larger first when
+    the direction is ``maximize``, smaller first when ``minimize``); NaN sorts last; submission and
+    config_id break remaining ties deterministically.
+    """
+    if board.empty:
+        return board.assign(rank=pd.Series(dtype=int))
+    signed_valid = np.where(board["direction"] == "minimize", board["median_best_valid"],
+                            -board["median_best_valid"])
+    keyed = board.assign(_valid_key=signed_valid,
+                         _steps_key=board["median_steps"].fillna(np.inf),
+                         _no_steps=board["median_steps"].isna())
+    keyed = keyed.sort_values(["workload", "_no_steps", "_steps_key", "_valid_key", "submission",
+                               "config_id"], na_position="last", kind="mergesort")
+    keyed["rank"] = keyed.groupby("workload").cumcount() + 1
+    return keyed.drop(columns=["_valid_key", "_steps_key", "_no_steps"]).reset_index(drop=True)
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (workload, submission, config_id), sorted and ranked within each workload.
+
+    Columns are ``LEADERBOARD_COLUMNS``. Statistics use finished runs only (see the module
+    docstring); a configuration whose runs are all unfinished still gets a row, with ``seeds`` 0,
+    NaN statistics and the last ranks.
+    """
+    if runs.empty:
+        return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
+    groups = runs.groupby(["workload", "submission", "config_id"], sort=True)
+    board = pd.DataFrame([_row(key, group) for key, group in groups])  # type: ignore[arg-type]
+    return sort_leaderboard(board)[list(LEADERBOARD_COLUMNS)]
+
+
+def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+    """Per (workload, config_id, step): median, min and max over finished seeds of the validation
+    metric and of the train loss (columns ``CURVE_COLUMNS``; non-finite values are ignored)."""
+    finished = runs[runs["status"].isin(FINISHED_STATUSES)][["run_id", "workload", "config_id"]]
+    joined = evals.merge(finished, on="run_id", how="inner")
+    if joined.empty:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    joined = joined.replace([np.inf, -np.inf], np.nan)
+    grouped = joined.groupby(["workload", "config_id", "step"], sort=True)
+    curves = grouped.agg(
+        seeds=("run_id", "nunique"),
+        valid_median=("valid_metric", "median"), valid_min=("valid_metric", "min"),
+        valid_max=("valid_metric", "max"),
+        train_loss_median=("train_loss", "median"), train_loss_min=("train_loss", "min"),
+        train_loss_max=("train_loss", "max"),
+    ).reset_index()
+    return curves[list(CURVE_COLUMNS)]

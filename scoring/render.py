@@ -1,0 +1,304 @@
+"""Leaderboard output: a fixed-width terminal table, Markdown, a self-contained HTML page and PNGs.
+
+Inputs are the DataFrames of ``scoring.aggregate`` (``leaderboard`` and ``learning_curves``);
+nothing here reads the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from harness.spec import UserError
+
+TERMINAL_WIDTH = 100
+_ELLIPSIS = "…"
+
+
+# --- cell formatting ---------------------------------------------------------------------------
+
+
+def is_accuracy(metric: str) -> bool:
+    """Whether values of ``metric`` are fractions shown as percents (any metric named *accuracy*)."""
+    return "accuracy" in str(metric).lower()
+
+
+def format_metric(value: Any, metric: str) -> str:
+    """A metric value: ``97.85%`` for accuracies, 4 decimals otherwise, ``-`` when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = float(value)
+    return f"{100.0 * value:.2f}%" if is_accuracy(metric) else f"{value:.4f}"
+
+
+def format_steps(value: Any) -> str:
+    """A step count: an integer, ``inf`` when the target was missed, ``-`` when unknown."""
+    if value is None or math.isnan(float(value)):
+        return "-"
+    return "inf" if math.isinf(float(value)) else str(int(round(float(value))))
+
+
+def format_interval(low: Any, high: Any) -> str:
+    """A step interval ``[low, high]``, ``-`` when unknown."""
+    if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
+        return "-"
+    return f"[{format_steps(low)}, {format_steps(high)}]"
+
+
+def format_seconds(value: Any) -> str:
+    """Seconds with one decimal, ``inf`` for a miss, ``-`` when unknown."""
+    if value is None or math.isnan(float(value)):
+        return "-"
+    return "inf" if math.isinf(float(value)) else f"{float(value):.1f}"
+
+
+def format_fraction(value: Any) -> str:
+    """A success fraction as a whole percent, ``-`` when unknown."""
+    if value is None or math.isnan(float(value)):
+        return "-"
+    return f"{100.0 * float(value):.0f}%"
+
+
+def workload_caption(rows: pd.DataFrame) -> str:
+    """One line describing a workload's metric, direction and target (from its first row)."""
+    first = rows.iloc[0]
+    return (f"metric {first['metric']} ({first['direction']}), "
+            f"target {format_metric(first['target'], first['metric'])}")
+
+
+# --- terminal ----------------------------------------------------------------------------------
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + _ELLIPSIS
+
+
+def fixed_width_table(headers: Sequence[str], rows: Sequence[Sequence[str]], aligns: str,
+                      *, shrinkable: Sequence[int] = (), width: int = TERMINAL_WIDTH,
+                      min_width: int = 6) -> list[str]:
+    """Lines of a plain-text table, columns separated by two spaces (one when that is too wide).
+
+    ``aligns`` holds one ``<`` or ``>`` per column. When the table is still wider than ``width``
+    the columns listed in ``shrinkable`` are narrowed (widest first, down to ``min_width``) and
+    their cells truncated with an ellipsis.
+    """
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    gap = 2 if sum(widths) + 2 * (len(widths) - 1) <= width else 1
+    while sum(widths) + gap * (len(widths) - 1) > width:
+        candidates = [i for i in shrinkable if widths[i] > min_width]
+        if not candidates:
+            break
+        widths[max(candidates, key=lambda i: widths[i])] -= 1
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [_truncate(c, w).ljust(w) if a == "<" else _truncate(c, w).rjust(w)
+                 for c, w, a in zip(cells, widths, aligns)]
+        return (" " * gap).join(parts).rstrip()
+
+    return [line(headers), (" " * gap).join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
+    """The leaderboard as plain fixed-width text, one section per workload, lines <= ``width``.
+
+    Hyper-parameters are listed under each table, one line per configuration.
+    """
+    headers = ("#", "submission", "config", "seeds", "reached", "steps", "95% CI steps",
+               "best valid", "train s", "div", "fail")
+    out: list[str] = []
+    for workload, rows in board.groupby("workload", sort=True):
+        cells = [(str(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
+                  format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high),
+                  format_metric(r.median_best_valid, r.metric), format_seconds(r.median_train_seconds),
+                  str(r.diverged), str(r.failed)) for r in rows.itertuples()]
+        out.append(_truncate(f"== {workload}: {workload_caption(rows)}", width))
+        out.extend(fixed_width_table(headers, cells, "><<>>><>>>>", shrinkable=(1, 2), width=width))
+        for r in rows.itertuples():
+            out.append(_truncate(f"  #{r.rank} {r.config_id}: {r.hparams}", width))
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --- markdown ----------------------------------------------------------------------------------
+
+_FULL_HEADERS = ("Rank", "Submission", "Config", "Hparams", "Seeds", "Failed", "Reached", "Success",
+                 "Median steps", "95% CI steps", "Best valid", "Final train", "Final test",
+                 "Train s", "Time to target (s)", "Diverged")
+_FULL_RIGHT = frozenset({0, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15})
+
+
+def full_rows(rows: pd.DataFrame) -> list[list[str]]:
+    """Formatted cells of every leaderboard column shown in Markdown and HTML (``_FULL_HEADERS``)."""
+    return [[str(r.rank), str(r.submission), str(r.config_id), str(r.hparams), str(r.seeds),
+             str(r.failed), str(r.reached), format_fraction(r.success), format_steps(r.median_steps),
+             format_interval(r.steps_ci_low, r.steps_ci_high),
+             format_metric(r.median_best_valid, r.metric), format_metric(r.median_final_train, r.metric),
+             format_metric(r.median_final_test, r.metric), format_seconds(r.median_train_seconds),
+             format_seconds(r.median_seconds_to_target), str(r.diverged)]
+            for r in rows.itertuples()]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                   right: frozenset[int] = frozenset()) -> str:
+    """A GitHub-flavoured Markdown table; columns whose index is in ``right`` are right-aligned."""
+    rule = ["---:" if i in right else "---" for i in range(len(headers))]
+    lines = [headers, rule, *rows]
+    return "\n".join("| " + " | ".join(_md_cell(str(c)) for c in line) + " |" for line in lines) + "\n"
+
+
+def markdown_report(board: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown document, one section per workload."""
+    parts = ["# Leaderboard\n",
+             "Median over finished seeds; a missed target counts as inf steps. "
+             "95% CI: bootstrap of the median (1000 resamples).\n"]
+    for workload, rows in board.groupby("workload", sort=True):
+        parts.append(f"## {workload}\n")
+        parts.append(f"{workload_caption(rows)}\n")
+        parts.append(markdown_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT))
+    return "\n".join(parts)
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def learning_curve_png(rows: pd.DataFrame, curves: pd.DataFrame) -> bytes:
+    """PNG bytes of one workload's learning curves.
+
+    Left panel: validation metric vs step, one line per leaderboard row (median over seeds at each
+    eval step) with a min–max band and the target as a dashed horizontal line. Right panel: the
+    train loss, drawn the same way. ``rows`` are the workload's leaderboard rows, ``curves`` the
+    output of ``aggregate.learning_curves`` (any workloads).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    first = rows.iloc[0]
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_valid, ax_loss = fig.subplots(1, 2)
+    palette = matplotlib.colormaps["tab10"]
+    for i, r in enumerate(rows.itertuples()):
+        c = curves[(curves["workload"] == r.workload) & (curves["config_id"] == r.config_id)]
+        if c.empty:
+            continue
+        color = palette(i % 10)
+        label = f"#{r.rank} {r.submission} [{r.config_id}]"
+        ax_valid.plot(c["step"], c["valid_median"], color=color, label=label)
+        ax_valid.fill_between(c["step"], c["valid_min"], c["valid_max"], color=color, alpha=0.2)
+        ax_loss.plot(c["step"], c["train_loss_median"], color=color, label=label)
+        ax_loss.fill_between(c["step"], c["train_loss_min"], c["train_loss_max"], color=color,
+                             alpha=0.2)
+    ax_valid.axhline(float(first["target"]), color="black", linestyle="--", linewidth=1,
+                     label=f"target {format_metric(first['target'], first['metric'])}")
+    if is_accuracy(first["metric"]):
+        ax_valid.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax_valid.set(title=f"{first['workload']}: validation {first['metric']}", xlabel="step",
+                 ylabel=f"validation {first['metric']}")
+    ax_loss.set(title=f"{first['workload']}: train loss", xlabel="step", ylabel="train loss")
+    for ax in (ax_valid, ax_loss):
+        ax.grid(True, alpha=0.3)
+    ax_valid.legend(fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+# --- html --------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.hp { font-family: monospace; font-size: 0.85em; }
+p.caption { color: #555; }
+img { max-width: 100%; }
+"""
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+               right: frozenset[int] = frozenset(), mono: frozenset[int] = frozenset()) -> str:
+    """An HTML table with escaped cells; ``right`` columns are numeric, ``mono`` monospace."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+
+    def cell(i: int, text: str) -> str:
+        cls = ' class="num"' if i in right else ' class="hp"' if i in mono else ""
+        return f"<td{cls}>{html.escape(text)}</td>"
+
+    body = "\n".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def html_report(board: pd.DataFrame, pngs: dict[str, bytes]) -> str:
+    """A self-contained HTML page: inline CSS, a table per workload and its PNG inlined as base64."""
+    sections = []
+    for workload, rows in board.groupby("workload", sort=True):
+        section = [f"<h2>{html.escape(str(workload))}</h2>",
+                   f'<p class="caption">{html.escape(workload_caption(rows))}</p>',
+                   html_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT, frozenset({3}))]
+        if workload in pngs:
+            data = base64.b64encode(pngs[workload]).decode("ascii")
+            section.append(f'<img alt="learning curves of {html.escape(str(workload))}" '
+                           f'src="data:image/png;base64,{data}">')
+        sections.append("\n".join(section))
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>Leaderboard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>Leaderboard</h1>\n"
+            "<p class=\"caption\">Median over finished seeds; a missed target counts as inf steps. "
+            "95% CI: bootstrap of the median (1000 resamples). Curves: median over seeds, band "
+            "min&ndash;max.</p>\n" + "\n".join(sections) + "\n</body>\n</html>\n")
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}; pass --out=WRITABLE/PREFIX") from e
+
+
+def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str) -> list[str]:
+    """Write ``<out>.md``, ``<out>.html`` and ``<out>_<workload>.png`` per workload.
+
+    Creates the parent directory of ``out`` if needed; returns the paths written. Raises UserError
+    when a file cannot be written.
+    """
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output directory {directory}: {e.strerror or e}; "
+                        "pass --out=WRITABLE/PREFIX") from e
+    paths: list[str] = []
+    pngs: dict[str, bytes] = {}
+    for workload, rows in board.groupby("workload", sort=True):
+        png = learning_curve_png(rows, curves)
+        pngs[str(workload)] = png
+        path = f"{out}_{_safe_name(str(workload))}.png"
+        _write(path, png)
+        paths.append(path)
+    md_path, html_path = f"{out}.md", f"{out}.html"
+    _write(md_path, markdown_report(board).encode("utf-8"))
+    _write(html_path, html_report(board, pngs).encode("utf-8"))
+    return [md_path, html_path, *paths]

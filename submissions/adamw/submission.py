@@ -1,0 +1,50 @@
+r"""AdamW: Adam with decoupled weight decay on weight-like parameters (Loshchilov & Hutter 2019).
+
+    m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2
+    m^  = m_t / (1 - b1^t),            v^  = v_t / (1 - b2^t)     (if bias_correction)
+    w_{t+1} = w_t - eta_t * (m^ / (sqrt(v^) + eps) + lambda * w_t)   (lambda term: weights only,
+                                                                     not BN/LN scales or biases)
+
+bias_correction=False gives the BERT AdamWeightDecay update that Nado et al. 2021 (Sec. 3) point
+out is missing the correction. eta_t: cosine decay with linear warmup (Nado et al. Sec. 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from harness import spec
+from submissions.lib import schedules, transforms
+
+DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    "learning_rate": 3e-3,
+    "b1": 0.9,
+    "b2": 0.999,
+    "eps": 1e-8,
+    "weight_decay": 0.1,
+    "bias_correction": True,
+    "schedule": "cosine",
+    "warmup_fraction": 0.1,
+    "init_learning_rate": 0.0,
+    "final_learning_rate": 0.0,
+    "p_warmup": 1.0,
+    "p_decay": 1.0,
+}
+
+
+def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    return transforms.adamw(
+        schedules.from_hparams(hparams, ctx.step_budget), b1=hparams["b1"], b2=hparams["b2"],
+        eps=hparams["eps"], weight_decay=hparams["weight_decay"],
+        mask=spec.weight_mask(ctx.param_types), bias_correction=hparams["bias_correction"])
+
+
+def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+    return _optimizer(hparams, ctx).init(params)
+
+
+def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
+           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
+    return _optimizer(hparams, ctx).update(grads, state, params)

@@ -1,0 +1,54 @@
+r"""LAMB, You et al. 2019 Algorithm 2 (phi(z) = z, layer-wise norms).
+
+    m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2
+    m^  = m_t / (1 - b1^t),            v^  = v_t / (1 - b2^t)       (if bias_correction)
+    r_t = m^ / (sqrt(v^) + eps),       u_t = r_t + lambda * w_t
+    w_{t+1} = w_t - eta_t * ||w_t|| / ||u_t|| * u_t                 (ratio 1 if a norm is 0)
+
+exclude_norm_and_bias=True: BN/LN scales, offsets and biases get w -= eta_t * r_t (Adam, no decay,
+no ratio). With bias_correction=False that is the Google/BERT LAMB; with True it is Nado et al.
+2021 Table 5 "LAMB on weights, Adam on BN/bias". The defaults are pure Algorithm 2.
+eta_t: linear warmup then linear decay, as in You et al. (Sec. 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from harness import spec
+from submissions.lib import schedules, transforms
+
+DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    "learning_rate": 1e-2,
+    "b1": 0.9,
+    "b2": 0.999,
+    "eps": 1e-6,
+    "weight_decay": 0.01,
+    "bias_correction": True,
+    "exclude_norm_and_bias": False,
+    "schedule": "linear",
+    "warmup_fraction": 0.1,
+    "init_learning_rate": 0.0,
+    "final_learning_rate": 0.0,
+    "p_warmup": 1.0,
+    "p_decay": 1.0,
+}
+
+
+def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
+    return transforms.lamb(
+        schedules.from_hparams(hparams, ctx.step_budget), b1=hparams["b1"], b2=hparams["b2"],
+        eps=hparams["eps"], weight_decay=hparams["weight_decay"], mask=mask,
+        bias_correction=hparams["bias_correction"])
+
+
+def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+    return _optimizer(hparams, ctx).init(params)
+
+
+def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
+           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
+    return _optimizer(hparams, ctx).update(grads, state, params)

@@ -1,0 +1,51 @@
+r"""LARS as in the MLPerf ResNet-50 reference (You et al. 2017; Nado et al. 2021, Sec. 2 and 4).
+
+For weight-like tensors w (layer-wise norms):
+    trust   = eta * ||w|| / (||g|| + lambda * ||w|| + eps)     (1 if ||w|| = 0 or ||g|| = 0)
+    v_{t+1} = m * v_t + lr_t * trust * (g + lambda * w),      w_{t+1} = w_t - v_{t+1}
+For batch-norm scales/offsets and biases (exclude_norm_and_bias=True, the MLPerf pipeline):
+    v_{t+1} = m * v_t + lr_t * g,                              w_{t+1} = w_t - v_{t+1}
+exclude_norm_and_bias=False applies LARS to every tensor ("LARS/LARS" in Nado et al. Table 5).
+lr_t: MLPerf polynomial schedule with p_warmup = 1. Not optax.lars (it divides by ||g + lambda w||).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from harness import spec
+from submissions.lib import schedules, transforms
+
+DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    "learning_rate": 5.0,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "trust_coefficient": 0.001,
+    "eps": 0.0,
+    "exclude_norm_and_bias": True,
+    "schedule": "mlperf_polynomial",
+    "warmup_fraction": 0.2,
+    "init_learning_rate": 0.0,
+    "final_learning_rate": 1e-4,
+    "p_warmup": 1.0,
+    "p_decay": 2.0,
+}
+
+
+def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
+    return transforms.lars(
+        schedules.from_hparams(hparams, ctx.step_budget), momentum=hparams["momentum"],
+        weight_decay=hparams["weight_decay"], trust_coefficient=hparams["trust_coefficient"],
+        eps=hparams["eps"], mask=mask)
+
+
+def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+    return _optimizer(hparams, ctx).init(params)
+
+
+def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
+           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
+    return _optimizer(hparams, ctx).update(grads, state, params)

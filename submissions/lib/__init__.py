@@ -1,0 +1,1 @@
+"""Shared building blocks for submissions: schedules, hand-written transforms, hparam checks."""

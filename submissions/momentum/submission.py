@@ -1,0 +1,46 @@
+r"""Heavy-ball (Polyak) momentum with L2 on weight-like parameters (Nado et al. 2021, Sec. 2.1.1).
+
+    g_t     = grad l(w_t) + lambda * w_t       (L2 on weights only: no BN scale/offset, no bias)
+    v_t     = mu * v_{t-1} + g_t,              v_0 = 0
+    w_{t+1} = w_t - eta_t * v_t
+
+eta_t: MLPerf polynomial schedule (Nado et al. Sec. 2.1.4). The learning rate multiplies the
+momentum buffer from outside (optax.sgd), unlike the TF/MLPerf MomentumOptimizer-in-LARS form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from harness import spec
+from submissions.lib import schedules
+
+DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    "learning_rate": 1.0,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "mlperf_polynomial",
+    "warmup_fraction": 0.15,
+    "init_learning_rate": 0.0,
+    "final_learning_rate": 1e-4,
+    "p_warmup": 1.0,
+    "p_decay": 2.0,
+}
+
+
+def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
+        optax.sgd(schedules.from_hparams(hparams, ctx.step_budget), hparams["momentum"], nesterov=False),
+    )
+
+
+def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+    return _optimizer(hparams, ctx).init(params)
+
+
+def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
+           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
+    return _optimizer(hparams, ctx).update(grads, state, params)

@@ -1,0 +1,67 @@
+"""validate_hparams: one-line UserErrors for unknown keys and wrong types; the submissions' own files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _submission_helpers import REPO, SUBMISSIONS, load_submission
+
+from harness import spec
+from submissions.lib.checks import validate_hparams
+
+DEFAULTS = {"learning_rate": 0.1, "warmup_steps": 10, "nesterov": True, "schedule": "cosine"}
+
+
+def user_error(given: dict) -> str:
+    with pytest.raises(spec.UserError) as err:
+        validate_hparams(given, DEFAULTS, "toy")
+    message = str(err.value)
+    assert "\n" not in message and "toy" in message
+    return message
+
+
+def test_merges_and_converts_int_to_float() -> None:
+    merged = validate_hparams({"learning_rate": 2, "warmup_steps": np.int64(3)}, DEFAULTS, "toy")
+    assert merged == {**DEFAULTS, "learning_rate": 2.0, "warmup_steps": 3}
+    assert type(merged["learning_rate"]) is float and type(merged["warmup_steps"]) is int
+    assert validate_hparams({}, DEFAULTS, "toy") == DEFAULTS
+    assert validate_hparams({"learning_rate": np.float64(0.5), "nesterov": False, "schedule": "linear"},
+                            DEFAULTS, "toy")["learning_rate"] == 0.5
+
+
+def test_unknown_key_lists_known_keys() -> None:
+    message = user_error({"learning_rat": 0.1})
+    assert "'learning_rat'" in message
+    assert all(k in message for k in DEFAULTS)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("learning_rate", True),       # bool is not a number
+    ("learning_rate", "0.1"),      # no strings for numbers
+    ("warmup_steps", 10.0),        # a float is not an int
+    ("warmup_steps", False),
+    ("nesterov", 1),               # an int is not a bool
+    ("nesterov", 1.0),
+    ("nesterov", "true"),
+    ("schedule", 3),               # strings only where the default is a string
+    ("learning_rate", float("nan")),
+])
+def test_wrong_types(key: str, value: object) -> None:
+    message = user_error({key: value})
+    assert repr(key) in message
+
+
+@pytest.mark.parametrize("name", SUBMISSIONS)
+def test_submission_defaults_and_search_space_validate(name: str) -> None:
+    module = load_submission(name)
+    defaults = module.DEFAULT_HPARAMS
+    assert validate_hparams(defaults, defaults, name) == defaults
+    assert {"schedule", "learning_rate", "warmup_fraction"} <= set(defaults)
+    space = json.loads((REPO / "submissions" / name / "search_space.json").read_text())
+    for key, dim in space.items():
+        points = dim.get("feasible_points", [dim.get("min"), dim.get("max")])
+        assert set(dim) in ({"feasible_points"}, {"min", "max", "scaling"}), (name, key)
+        for point in points:
+            validate_hparams({key: point}, defaults, name)

@@ -1,0 +1,135 @@
+"""Schedules against values computed by hand from the formulas in DESIGN.md / Nado et al. Sec. 2.1.4."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from harness import spec
+from submissions.lib import schedules
+
+
+def lr_at(schedule: schedules.Schedule, step: int) -> float:
+    return float(jax.jit(schedule)(jnp.asarray(step, jnp.int32)))
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.0),
+    (5, 0.25),                     # (5/10)^2: the power-2 warmup
+    (8, 0.64),
+    (10, 1.0),                     # boundary t = w: the peak
+    (11, (90 / 91) ** 2),          # d = T - w + 1 = 91
+    (55, (1 - 45 / 91) ** 2),
+    (100, (1 / 91) ** 2),          # t = T: NOT yet final, because d = T - w + 1
+    (101, 0.0),                    # t = T + 1 = w + d: final
+    (500, 0.0),                    # held at final
+])
+def test_mlperf_polynomial_p_warmup_2(step: int, expected: float) -> None:
+    s = schedules.mlperf_polynomial(init=0.0, peak=1.0, final=0.0, warmup_steps=10, total_steps=100,
+                                    p_warmup=2.0, p_decay=2.0)
+    assert lr_at(s, step) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_mlperf_polynomial_d_is_total_minus_warmup_plus_one() -> None:
+    s = schedules.mlperf_polynomial(0.0, 2.0, 0.5, warmup_steps=10, total_steps=100, p_warmup=1.0, p_decay=2.0)
+    with_d_91 = 0.5 + 1.5 * (1 / 91) ** 2
+    assert lr_at(s, 100) == pytest.approx(with_d_91, rel=1e-6)
+    assert lr_at(s, 100) != pytest.approx(0.5, rel=1e-6)  # what d = T - w (the paper's print) gives
+
+
+def test_mlperf_polynomial_init_and_linear_warmup() -> None:
+    s = schedules.mlperf_polynomial(0.1, 2.0, 1e-3, warmup_steps=4, total_steps=20, p_warmup=1.0, p_decay=1.0)
+    assert lr_at(s, 0) == pytest.approx(0.1, rel=1e-6)
+    assert lr_at(s, 1) == pytest.approx(0.1 + 1.9 * 0.25, rel=1e-6)
+    assert lr_at(s, 4) == pytest.approx(2.0, rel=1e-6)
+    assert lr_at(s, 5) == pytest.approx(1e-3 + (2.0 - 1e-3) * (1 - 1 / 17), rel=1e-6)
+
+
+def test_mlperf_polynomial_without_warmup() -> None:
+    s = schedules.mlperf_polynomial(0.0, 1.0, 0.0, warmup_steps=0, total_steps=10, p_warmup=2.0, p_decay=1.0)
+    assert lr_at(s, 0) == pytest.approx(1.0)
+    assert lr_at(s, 1) == pytest.approx(10 / 11, rel=1e-6)
+    assert lr_at(s, 10) == pytest.approx(1 / 11, rel=1e-6)
+    assert lr_at(s, 11) == pytest.approx(0.0, abs=1e-9)
+    assert all(math.isfinite(lr_at(s, t)) for t in range(13))
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.0), (5, 0.5), (10, 1.0),
+    (40, 0.5 * (1 + 0.5)),         # cos(pi * 30 / 90) = 1/2
+    (55, 0.5), (100, 0.0), (150, 0.0),
+])
+def test_cosine_with_warmup(step: int, expected: float) -> None:
+    s = schedules.cosine(peak=1.0, total_steps=100, warmup_steps=10)
+    assert lr_at(s, step) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+
+
+def test_cosine_final_and_no_warmup() -> None:
+    s = schedules.cosine(peak=1.0, total_steps=100, warmup_steps=10, final=0.2)
+    assert lr_at(s, 55) == pytest.approx(0.2 + 0.8 * 0.5, rel=1e-6)
+    assert lr_at(s, 100) == pytest.approx(0.2, rel=1e-6)
+    s0 = schedules.cosine(peak=2.0, total_steps=10, final=0.5)
+    assert lr_at(s0, 0) == pytest.approx(2.0, rel=1e-6)
+    assert lr_at(s0, 5) == pytest.approx(0.5 + 1.5 * 0.5, rel=1e-6)
+    assert lr_at(s0, 10) == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.0), (5, 0.5), (10, 1.0), (55, 0.55), (100, 0.1), (130, 0.1),
+])
+def test_linear_warmup_linear_decay(step: int, expected: float) -> None:
+    s = schedules.linear_warmup_linear_decay(peak=1.0, warmup_steps=10, total_steps=100, final=0.1)
+    assert lr_at(s, step) == pytest.approx(expected, rel=1e-6)
+
+
+def test_linear_without_warmup() -> None:
+    s = schedules.linear_warmup_linear_decay(peak=1.0, warmup_steps=0, total_steps=10)
+    assert [round(lr_at(s, t), 6) for t in (0, 3, 10)] == [1.0, 0.7, 0.0]
+
+
+HP = {"learning_rate": 1.0, "warmup_fraction": 0.1, "init_learning_rate": 0.0,
+      "final_learning_rate": 0.0, "p_warmup": 2.0, "p_decay": 2.0}
+
+
+@pytest.mark.parametrize("name, step, expected", [
+    ("mlperf_polynomial", 5, 0.25), ("mlperf_polynomial", 100, (1 / 91) ** 2),
+    ("cosine", 40, 0.75), ("linear", 55, 0.5),
+])
+def test_from_hparams(name: str, step: int, expected: float) -> None:
+    s = schedules.from_hparams({**HP, "schedule": name}, total_steps=100)
+    assert lr_at(s, step) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_from_hparams_rounds_warmup() -> None:
+    s = schedules.from_hparams({**HP, "schedule": "linear", "warmup_fraction": 0.104}, total_steps=100)
+    assert lr_at(s, 10) == pytest.approx(1.0)  # round(10.4) = 10 warmup steps
+
+
+def test_from_hparams_unknown_schedule_is_one_line_user_error() -> None:
+    with pytest.raises(spec.UserError) as err:
+        schedules.from_hparams({**HP, "schedule": "step"}, total_steps=100)
+    message = str(err.value)
+    assert "\n" not in message and "'step'" in message
+    assert all(k in message for k in ("cosine", "linear", "mlperf_polynomial"))
+
+
+@pytest.mark.parametrize("hparams", [
+    {k: v for k, v in {**HP, "schedule": "mlperf_polynomial"}.items() if k != "p_warmup"},
+    {**HP, "schedule": "cosine", "warmup_fraction": 1.5},
+    {**HP, "schedule": "linear", "warmup_fraction": 1.0},  # no decay step left
+])
+def test_from_hparams_invalid_is_user_error(hparams: dict) -> None:
+    with pytest.raises(spec.UserError):
+        schedules.from_hparams(hparams, total_steps=100)
+
+
+@pytest.mark.parametrize("warmup, total", [(0, 7), (3, 11), (706, 2512), (24, 160)])
+def test_mlperf_polynomial_fractional_powers_stay_finite_and_in_range(warmup: int, total: int) -> None:
+    s = jax.jit(jax.vmap(schedules.mlperf_polynomial(0.0, 7.05, 6e-6, warmup, total, 2.497, 1.955)))
+    lrs = s(jnp.arange(total + 5))
+    assert bool(jnp.all(jnp.isfinite(lrs)))
+    assert float(lrs.min()) >= 0.0 and float(lrs[warmup + 1:].min()) >= 6e-6 * (1 - 1e-6)
+    assert float(lrs.max()) == pytest.approx(7.05, rel=1e-6)

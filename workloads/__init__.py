@@ -1,0 +1,27 @@
+"""Workload registry: names -> classes. Instantiate with knobs through `get_workload`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.spec import UserError, Workload
+
+
+def _registry() -> dict[str, type]:
+    # Imported lazily so that `import workloads` stays cheap and free of side effects.
+    from workloads.fashion_mnist import FashionMnistLeNet, FashionMnistResNet
+
+    return {cls.name: cls for cls in (FashionMnistResNet, FashionMnistLeNet)}
+
+
+def workload_names() -> list[str]:
+    return sorted(_registry())
+
+
+def get_workload(name: str, knobs: Mapping[str, Any] | None = None) -> Workload:
+    """The workload `name` configured with `knobs`; UserError listing the known names otherwise."""
+    registry = _registry()
+    if name not in registry:
+        raise UserError(f"unknown workload {name!r}; known workloads: {', '.join(sorted(registry))}")
+    return registry[name](knobs)

@@ -1,0 +1,1 @@
+"""Input pipelines: readers that validate what they load and raise spec.DataError with the fix."""

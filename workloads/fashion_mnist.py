@@ -1,0 +1,71 @@
+"""CPU-scale workloads on real data: Fashion-MNIST from the Debian package `dataset-fashion-mnist`.
+
+`fashion_mnist_resnet` transposes the large-batch regime of Nado et al. (ResNet-50 at batch 32,768:
+1,281,167 / 32,768 = 39 steps per epoch, ghost batch norm over 64 examples, a few epochs) to a small
+ResNet v1.5: 50,000 training images / 1,280 = 39 steps per epoch, ghost BN over micro-batches of 64.
+`fashion_mnist_lenet` is the LeNet-5 setup of You et al. 2019 Table 7 (30 epochs at batch 1,024).
+Targets and budgets come from reference_results/targets.json (see reference_results/README.md).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from harness.spec import Knob
+from workloads.data import fashion_mnist
+from workloads.image_classification import DeviceSplits, ImageClassificationWorkload
+from workloads.models.lenet import LeNet5
+from workloads.models.resnet import ResNet
+from workloads.targets import target_for
+
+
+class _FashionMNIST(ImageClassificationWorkload):
+    input_shape = (28, 28, 1)
+    num_train_examples = 60_000 - fashion_mnist.NUM_VALIDATION
+
+    @property
+    def target(self) -> float:
+        return target_for(self.name)[0]
+
+    @property
+    def step_budget(self) -> int:
+        return target_for(self.name)[1]
+
+    def load_data(self, data_dir: str | None) -> DeviceSplits:
+        s = fashion_mnist.load(data_dir)
+        return self.to_device(s.train_x, s.train_y,
+                              {"validation": (s.valid_x, s.valid_y), "test": (s.test_x, s.test_y)})
+
+
+class FashionMnistResNet(_FashionMNIST):
+    """Small ResNet v1.5 (bottleneck, stride in the 3x3 conv), 3 stages of one block each."""
+
+    name = "fashion_mnist_resnet"
+    global_batch_size = 1280
+    micro_batch_size = 64  # the ghost batch-norm span of MLPerf
+    eval_every_steps = 13  # three evals per epoch
+    KNOBS = (
+        Knob("label_smoothing", 0.1, 0.0, 0.5, "label smoothing τ (MLPerf 0.1, Nado Config B 0.15)"),
+        Knob("bn_momentum", 0.9, 0.0, 0.9999, "batch-norm running-average momentum ρ (MLPerf 0.9)"),
+        Knob("bn_epsilon", 1e-5, 1e-8, 1e-1, "batch-norm ε (MLPerf 1e-5)"),
+        Knob("gamma0", 0.0, 0.0, 1.0, "initial scale of the last BN of each residual block (MLPerf 0)"),
+    )
+
+    def build_model(self) -> nn.Module:
+        return ResNet(num_classes=10, stage_sizes=(1, 1, 1), widths=(8, 16, 32), expansion=2,
+                      stem_features=8, stem_kernel=3, stem_stride=2, stem_pool=False,
+                      bn_momentum=self.knobs["bn_momentum"], bn_epsilon=self.knobs["bn_epsilon"],
+                      gamma0=self.knobs["gamma0"])
+
+
+class FashionMnistLeNet(_FashionMNIST):
+    """LeNet-5, 30 epochs at batch 1,024 (You et al. 2019 Table 7), no batch norm."""
+
+    name = "fashion_mnist_lenet"
+    global_batch_size = 1024
+    micro_batch_size = 256  # no batch norm: micro-batching here only serves CPU speed
+    eval_every_steps = 48  # once per epoch (50,000 // 1,024 = 48 steps)
+    KNOBS = (Knob("label_smoothing", 0.0, 0.0, 0.5, "label smoothing τ"),)
+
+    def build_model(self) -> nn.Module:
+        return LeNet5(num_classes=10)

@@ -1,0 +1,129 @@
+"""Shared machinery of the image-classification workloads: loss with label smoothing, eval sums,
+device-resident data with deterministic per-epoch shuffling."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from harness.spec import (Batch, Direction, Knob, ModelState, Params, ParamTypes, Phase,
+                          split_param_types, validate_knobs)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSplits:
+    """Images and labels of each split, resident on the default device."""
+
+    train_x: jax.Array
+    train_y: jax.Array
+    eval: Mapping[str, tuple[jax.Array, jax.Array]]  # split name -> (images, labels)
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float) -> jax.Array:
+    """Per-example cross-entropy against labels smoothed as in MLPerf: (1-τ)·onehot + τ/K."""
+    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    if label_smoothing:
+        onehot = optax.smooth_labels(onehot, label_smoothing)
+    return optax.softmax_cross_entropy(logits, onehot)
+
+
+class ImageClassificationWorkload:
+    """Base class: subclasses set the class attributes and build the model from `self.knobs`."""
+
+    name: str
+    metric = "accuracy"
+    direction = Direction.MAXIMIZE
+    target: float
+    step_budget: int
+    global_batch_size: int
+    micro_batch_size: int
+    eval_every_steps: int
+    eval_batch_size: int = 500
+    input_shape: tuple[int, ...]
+    KNOBS: tuple[Knob, ...] = ()
+
+    def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
+        self.knobs = validate_knobs(self.KNOBS, knobs or {}, self.name)
+        self.model = self.build_model()
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def label_smoothing(self) -> float:
+        return self.knobs.get("label_smoothing", 0.0)
+
+    @property
+    def phases(self) -> tuple[Phase, ...]:
+        return (Phase("train", self.step_budget, self.global_batch_size),)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_train_examples // self.global_batch_size
+
+    num_train_examples: int
+
+    # --- model ------------------------------------------------------------------------------
+    def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]:
+        variables = self.model.init(rng, jnp.zeros((1, *self.input_shape), jnp.float32), train=False)
+        params, param_types = split_param_types(variables["params"])
+        return params, {k: v for k, v in variables.items() if k != "params"}, param_types
+
+    def train_loss(self, params: Params, model_state: ModelState, batch: Batch, rng: jax.Array
+                   ) -> tuple[jax.Array, tuple[ModelState, dict[str, jax.Array]]]:
+        del rng  # no stochastic layers
+        variables = {"params": params, **model_state}
+        if model_state:
+            logits, new_state = self.model.apply(variables, batch["x"], train=True,
+                                                 mutable=list(model_state))
+        else:
+            logits, new_state = self.model.apply(variables, batch["x"], train=True), model_state
+        losses = softmax_cross_entropy(logits, batch["y"], self.label_smoothing)
+        sums = {"loss": losses.sum(), "accuracy": (logits.argmax(-1) == batch["y"]).sum(),
+                "count": jnp.asarray(losses.shape[0], jnp.float32)}
+        return losses.mean(), (new_state, sums)
+
+    def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
+        logits = self.model.apply({"params": params, **model_state}, batch["x"], train=False)
+        mask = batch["mask"]
+        losses = softmax_cross_entropy(logits, batch["y"], 0.0)
+        correct = (logits.argmax(-1) == batch["y"]).astype(jnp.float32)
+        return {"loss": (losses * mask).sum(), "accuracy": (correct * mask).sum(), "count": mask.sum()}
+
+    # --- data -------------------------------------------------------------------------------
+    def to_device(self, train_x: np.ndarray, train_y: np.ndarray,
+                  eval_splits: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> DeviceSplits:
+        return DeviceSplits(jnp.asarray(train_x), jnp.asarray(train_y),
+                            {k: (jnp.asarray(x), jnp.asarray(y)) for k, (x, y) in eval_splits.items()})
+
+    def train_batches(self, data: DeviceSplits, seed: int) -> Iterator[Batch]:
+        """Global batches without replacement within an epoch; the order depends only on (seed, epoch).
+
+        The remainder of each epoch is dropped. Gathering happens on the device (async dispatch).
+        """
+        n, batch = int(data.train_x.shape[0]), self.global_batch_size
+        epoch = 0
+        while True:
+            perm = np.random.default_rng([seed, epoch]).permutation(n)
+            for start in range(0, n - batch + 1, batch):
+                idx = jnp.asarray(perm[start:start + batch])
+                yield {"x": data.train_x[idx], "y": data.train_y[idx]}
+            epoch += 1
+
+    def eval_batches(self, data: DeviceSplits, split: str) -> Iterator[Batch]:
+        x, y = data.eval[split]
+        n, size = int(x.shape[0]), self.eval_batch_size
+        for start in range(0, n, size):
+            xb, yb = x[start:start + size], y[start:start + size]
+            valid = xb.shape[0]
+            if valid < size:  # pad the last batch so every eval batch has one shape (one compile)
+                xb = jnp.concatenate([xb, jnp.zeros((size - valid, *xb.shape[1:]), xb.dtype)])
+                yb = jnp.concatenate([yb, jnp.zeros((size - valid,), yb.dtype)])
+            yield {"x": xb, "y": yb, "mask": (jnp.arange(size) < valid).astype(jnp.float32)}

@@ -1,0 +1,1 @@
+"""Flax modules whose every parameter declares its harness.spec.ParamType."""

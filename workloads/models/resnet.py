@@ -1,0 +1,68 @@
+"""ResNet v1.5 (bottleneck blocks with the stride in the 3x3 convolution), configurable in size.
+
+The same module builds ResNet-50 (stages (3, 4, 6, 3), widths (64, 128, 256, 512), expansion 4,
+7x7/2 stem with 3x3/2 max-pool) and the small CPU network of `fashion_mnist_resnet`.
+gamma0 is the initial scale of the last batch norm in each residual block (MLPerf: 0.0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.nn import initializers
+
+from workloads.models.layers import batch_norm, conv, dense
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (stride here: v1.5) -> 1x1 expand, BN after each, projection shortcut."""
+
+    width: int
+    stride: int
+    expansion: int
+    bn_momentum: float
+    bn_epsilon: float
+    gamma0: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        bn = lambda scale=1.0: batch_norm(train, self.bn_momentum, self.bn_epsilon, scale)  # noqa: E731
+        out_features = self.width * self.expansion
+        y = nn.relu(bn()(conv(self.width, 1)(x)))
+        y = nn.relu(bn()(conv(self.width, 3, self.stride)(y)))
+        y = bn(self.gamma0)(conv(out_features, 1)(y))
+        if x.shape[-1] != out_features or self.stride != 1:
+            x = bn()(conv(out_features, 1, self.stride)(x))
+        return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+    num_classes: int
+    stage_sizes: Sequence[int]
+    widths: Sequence[int]
+    expansion: int = 4
+    stem_features: int = 64
+    stem_kernel: int = 7
+    stem_stride: int = 2
+    stem_pool: bool = True
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    gamma0: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = conv(self.stem_features, self.stem_kernel, self.stem_stride)(x)
+        x = nn.relu(batch_norm(train, self.bn_momentum, self.bn_epsilon)(x))
+        if self.stem_pool:
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        for stage, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
+            for block in range(blocks):
+                stride = 2 if stage > 0 and block == 0 else 1
+                x = Bottleneck(width, stride, self.expansion, self.bn_momentum, self.bn_epsilon,
+                               self.gamma0)(x, train)
+        x = jnp.mean(x, axis=(1, 2))
+        # MLPerf reference: final dense layer initialised N(0, 0.01^2), bias zero.
+        return dense(self.num_classes, initializers.normal(0.01))(x)
