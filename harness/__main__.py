@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from harness.spec import UserError
 
@@ -59,6 +60,7 @@ def _list() -> None:
 
 
 def main(argv: list[str]) -> None:
+    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
     if len(argv) != 2 or argv[1] not in COMMANDS:
         print(f"usage: python -m harness {{{'|'.join(COMMANDS)}}} [--flags]; see --help", file=sys.stderr)
         sys.exit(2)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags
+from absl import logging as absl_logging
 
 from harness import store
 from harness.runner import Sweep, SweepConfig
@@ -99,6 +100,7 @@ def step_time(workload: Any, data: Any, micro: bool, steps: int) -> float:
 
 
 def main(argv: list[str]) -> None:
+    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
     del argv
     steps, rounds = FLAGS.steps, FLAGS.rounds
     with tempfile.TemporaryDirectory() as tmp:

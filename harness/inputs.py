@@ -47,30 +47,3 @@ def parse_seeds(value: str) -> list[int]:
         raise UserError(f"--seeds: {value!r} repeats a seed")
     return seeds
 
-
-def validate_hparams(given: dict[str, Any], defaults: dict[str, Any], submission: str) -> dict[str, Any]:
-    """Merge `given` into a submission's DEFAULT_HPARAMS; one-line error on unknown keys or types.
-
-    Types follow the defaults: a bool takes only a bool; an int only an int; a float an int or a
-    float (stored as float); a str only a str.
-    """
-    merged = dict(defaults)
-    for key, value in given.items():
-        if key not in defaults:
-            raise UserError(f"unknown hyperparameter {key!r} for submission {submission}; known: "
-                            f"{', '.join(sorted(defaults))}")
-        default = defaults[key]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise UserError(f"hyperparameter {key!r} of submission {submission} must be "
-                            f"{type(default).__name__}, got {type(value).__name__} {value!r}")
-        merged[key] = value
-    return merged

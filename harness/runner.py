@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from harness import environment, inputs, store
+from harness import environment, store
 from harness import submissions as submission_loader
+from harness.hparams import validate_hparams
 from harness.protocol import check_submission
 from harness.spec import SubmissionContext, UserError, Workload
 from harness.training import TrainState, make_eval_step, make_train_step
@@ -66,7 +67,7 @@ class Sweep:
         self.cfg = cfg
         self.workload: Workload = get_workload(cfg.workload, cfg.knobs)
         self.submission = submission_loader.load(cfg.submission)
-        self.hparams = inputs.validate_hparams(dict(cfg.hparams), dict(self.submission.defaults),
+        self.hparams = validate_hparams(dict(cfg.hparams), dict(self.submission.defaults),
                                                self.submission.name)
         self.budget = cfg.budget if cfg.budget is not None else self.workload.step_budget
         if self.budget <= 0:
@@ -120,6 +121,8 @@ class Sweep:
         init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
         params, model_state = self._init(init_key)
         state = TrainState(params, model_state, self.submission.init(params, self.hparams, self.ctx))
+        # The step donates its input state: give every leaf its own buffer (an init may alias them).
+        state = jax.tree.map(lambda x: jnp.array(x, copy=True), state)
         batches = wl.train_batches(self.data, seed)
         bar = tqdm(total=self.budget, desc=f"{self.submission.name} seed {seed}", unit="step",
                    leave=False, disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from harness import spec, store
 from scoring import aggregate, render
@@ -49,6 +50,7 @@ def run_leaderboard(results: str, workload: str | None, out: str) -> tuple[str, 
 
 def main(argv: Sequence[str]) -> int:
     """Dispatch the command; UserError -> one line on stderr and exit code 2."""
+    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
     try:
         args = list(argv[1:])
         if len(args) != 1 or args[0] not in COMMANDS:

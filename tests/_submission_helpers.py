@@ -62,7 +62,8 @@ def random_params(seed: int, zero: tuple[str, ...] = ()) -> dict[str, np.ndarray
     return {k: np.zeros(shape) if k in zero else rng.normal(size=shape) for k, (shape, _) in LAYOUT.items()}
 
 
-def random_grads(seed: int, steps: int, zero: tuple[tuple[int, str], ...] = ()) -> list[dict[str, np.ndarray]]:
+def random_grads(seed: int, steps: int, zero: tuple[tuple[int, str], ...] = ()
+                 ) -> list[dict[str, np.ndarray]]:
     """Flat float64 gradients for `steps` steps; (step, name) pairs in `zero` are all-zero tensors."""
     rng = np.random.default_rng(seed)
     grads = [{k: 0.1 * rng.normal(size=shape) for k, (shape, _) in LAYOUT.items()} for _ in range(steps)]

@@ -9,7 +9,7 @@ import pytest
 from _submission_helpers import REPO, SUBMISSIONS, load_submission
 
 from harness import spec
-from submissions.lib.checks import validate_hparams
+from harness.hparams import validate_hparams
 
 DEFAULTS = {"learning_rate": 0.1, "warmup_steps": 10, "nesterov": True, "schedule": "cosine"}
 

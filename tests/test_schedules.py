@@ -34,7 +34,8 @@ def test_mlperf_polynomial_p_warmup_2(step: int, expected: float) -> None:
 
 
 def test_mlperf_polynomial_d_is_total_minus_warmup_plus_one() -> None:
-    s = schedules.mlperf_polynomial(0.0, 2.0, 0.5, warmup_steps=10, total_steps=100, p_warmup=1.0, p_decay=2.0)
+    s = schedules.mlperf_polynomial(0.0, 2.0, 0.5, warmup_steps=10, total_steps=100,
+                                    p_warmup=1.0, p_decay=2.0)
     with_d_91 = 0.5 + 1.5 * (1 / 91) ** 2
     assert lr_at(s, 100) == pytest.approx(with_d_91, rel=1e-6)
     assert lr_at(s, 100) != pytest.approx(0.5, rel=1e-6)  # what d = T - w (the paper's print) gives

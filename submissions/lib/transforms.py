@@ -52,8 +52,8 @@ def scale_by_adam_optional_bias_correction(b1: float = 0.9, b2: float = 0.999, e
     """
 
     def init_fn(params: optax.Params) -> ScaleByAdamState:
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return ScaleByAdamState(jnp.zeros([], jnp.int32), zeros, zeros)
+        return ScaleByAdamState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params),
+                                jax.tree.map(jnp.zeros_like, params))
 
     def update_fn(updates: optax.Updates, state: ScaleByAdamState, params: optax.Params = None
                   ) -> tuple[optax.Updates, ScaleByAdamState]:
@@ -104,10 +104,11 @@ def lamb(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.9
         w <- w - lr_t * ratio * u                    where mask is True
         w <- w - lr_t * r                            where mask is False (plain Adam, no decay)
 
-    mask=True everywhere is pure Algorithm 2. With mask = spec.weight_mask(...): bias_correction=False
-    is the Google/BERT variant; bias_correction=True is Nado et al. Table 5 "LAMB on weights, Adam on
-    BN/bias". Not optax.lamb: that always bias-corrects and its mask only masks the decay, never
-    the trust ratio.
+    eps sits outside the square root as in DESIGN.md and the BERT/Google code (the paper's box
+    prints m / sqrt(v + eps)). mask=True everywhere is pure Algorithm 2. With mask =
+    spec.weight_mask(...): bias_correction=False is the Google/BERT variant; bias_correction=True is
+    Nado et al. Table 5 "LAMB on weights, Adam on BN/bias". Not optax.lamb: that always
+    bias-corrects and its mask only masks the decay, never the trust ratio.
     """
     mask_fn = _mask_fn(mask)
     return optax.chain(

@@ -1,0 +1,12 @@
+"""A well-formed submission whose updates blow up: the harness must record the run as diverged."""
+import jax
+
+DEFAULT_HPARAMS = {"learning_rate": 1e30}
+
+
+def init(params, hparams, ctx):
+    return ()
+
+
+def update(grads, state, params, hparams, ctx):
+    return jax.tree.map(lambda g: -hparams["learning_rate"] * 1e30 * (g + 1.0), grads), state

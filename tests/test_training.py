@@ -1,0 +1,123 @@
+"""The training step and the run loop on real data: accumulation, ghost BN, divergence, records."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import BAD_SUBMISSIONS
+
+from harness.runner import Sweep, SweepConfig, run_sweep
+from harness.training import accumulate_gradients
+from workloads import get_workload
+
+
+def random_batch(n: int, seed: int = 0) -> dict[str, jax.Array]:
+    rng = np.random.default_rng(seed)
+    return {"x": jnp.asarray(rng.normal(size=(n, 28, 28, 1)), jnp.float32),
+            "y": jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
+
+
+def test_accumulated_gradient_equals_full_batch_gradient_without_bn() -> None:
+    w = get_workload("fashion_mnist_lenet")
+    params, state, _ = w.init(jax.random.PRNGKey(0))
+    batch = random_batch(w.global_batch_size)
+    micro, _, sums = accumulate_gradients(w, params, state, batch, jax.random.PRNGKey(1))
+    (_, (_, full_sums)), full = jax.value_and_grad(w.train_loss, has_aux=True)(
+        params, state, batch, jax.random.PRNGKey(1))
+    for a, b in zip(jax.tree.leaves(micro), jax.tree.leaves(full)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
+    assert float(sums["count"]) == w.global_batch_size
+    np.testing.assert_allclose(sums["loss"], full_sums["loss"], rtol=1e-5)
+
+
+def test_ghost_batch_norm_is_per_micro_batch() -> None:
+    """With BN, the step's gradient is the mean of per-micro-batch gradients (statistics over 64),
+    not the gradient over the whole batch; running stats are the mean of the per-micro updates."""
+    w = get_workload("fashion_mnist_resnet")
+    params, state, _ = w.init(jax.random.PRNGKey(0))
+    batch = random_batch(4 * w.micro_batch_size)
+    grads, new_state, _ = accumulate_gradients(w, params, state, batch, jax.random.PRNGKey(0))
+    per_micro = []
+    for i in range(4):
+        mb = jax.tree.map(lambda x: x[i * 64:(i + 1) * 64], batch)
+        per_micro.append(jax.grad(w.train_loss, has_aux=True)(params, state, mb, None))
+    mean_grads = jax.tree.map(lambda *g: sum(g) / 4, *(g for g, _ in per_micro))
+    mean_state = jax.tree.map(lambda *s: sum(s) / 4, *(s for _, (s, _) in per_micro))
+    for a, b in zip(jax.tree.leaves((grads, new_state)), jax.tree.leaves((mean_grads, mean_state))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    whole = jax.grad(w.train_loss, has_aux=True)(params, state, batch, None)[0]
+    diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(whole)))
+    assert diff > 1e-4  # BN over 256 examples is a different objective
+
+
+@pytest.fixture
+def easy_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target every run reaches at its first eval, to exercise time-to-target recording."""
+    import workloads.fashion_mnist as fm
+    monkeypatch.setattr(fm, "target_for", lambda name: (0.05, 1440))
+
+
+def rows(db: str, sql: str) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
+    db = f"{tmp_path}/r.db"
+    cfg = SweepConfig(workload="fashion_mnist_lenet", submission="nesterov", seeds=(3, 4), budget=6,
+                      results=db, progress=False, hparams={"learning_rate": 0.05})
+    summaries = run_sweep(cfg)
+    assert [s.status for s in summaries] == ["completed", "completed"]
+    runs = rows(db, "SELECT * FROM runs ORDER BY run_id")
+    assert [r["seed"] for r in runs] == [3, 4] and {r["status"] for r in runs} == {"completed"}
+    r = runs[0]
+    assert r["steps_done"] == 6 and r["step_budget"] == 6 and r["global_batch_size"] == 1024
+    assert r["steps_to_target"] == 6 and r["seconds_to_target"] == pytest.approx(r["train_seconds"])
+    assert r["train_seconds"] > 0 and r["compile_seconds"] > 0 and r["finished_at"] >= r["started_at"]
+    assert json.loads(r["hparams"])["learning_rate"] == 0.05
+    assert json.loads(r["environment"])["jax"] == jax.__version__
+    assert runs[0]["config_id"] == runs[1]["config_id"]
+    evals = rows(db, f"SELECT * FROM evals WHERE run_id = {r['run_id']}")
+    assert [e["step"] for e in evals] == [6]  # eval cadence 48 > budget: only the final eval
+    e = evals[0]
+    assert 0 < e["valid_metric"] <= 1 and 0 < e["test_metric"] <= 1 and e["train_loss"] > 0
+    assert e["valid_metric"] == r["best_valid"] == r["final_valid"] and e["test_metric"] == r["final_test"]
+
+
+def test_runs_are_deterministic_per_seed(tmp_path: str) -> None:
+    db = f"{tmp_path}/r.db"
+    sweep = Sweep(SweepConfig(workload="fashion_mnist_lenet", submission="adamw", budget=4,
+                              results=db, progress=False))
+    from harness import store
+    conn = store.connect(db)
+    a, b, c = (sweep.run_seed(conn, s) for s in (0, 0, 1))
+    conn.close()
+    evals = {r["run_id"]: (r["valid_loss"], r["train_loss"]) for r in rows(db, "SELECT * FROM evals")}
+    assert evals[a.run_id] == evals[b.run_id]
+    assert evals[a.run_id] != evals[c.run_id]
+
+
+def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
+    db = f"{tmp_path}/r.db"
+    cfg = SweepConfig(workload="fashion_mnist_lenet", submission=f"{BAD_SUBMISSIONS}/diverges.py",
+                      seeds=(0, 1), budget=50, results=db, progress=False)
+    summaries = run_sweep(cfg)
+    assert [s.status for s in summaries] == ["diverged", "diverged"]
+    assert all(s.steps_done < 50 for s in summaries)
+    assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["diverged", "diverged"]
+
+
+def test_stop_at_target(tmp_path: str, easy_target: None) -> None:
+    db = f"{tmp_path}/r.db"
+    (s,) = run_sweep(SweepConfig(workload="fashion_mnist_resnet", submission="nesterov", budget=39,
+                                 results=db, progress=False, stop_at_target=True))
+    assert s.status == "completed" and s.steps_to_target == 13 and s.steps_done == 13
