@@ -113,7 +113,8 @@ class Sweep:
         recorder = store.RunRecorder(
             conn, workload=wl.name, submission=self.submission.name,
             submission_path=self.submission.path, hparams=store.canonical_json(self.hparams),
-            knobs=store.canonical_json(wl.knobs), config_id=self.config_id, seed=seed,
+            knobs=store.canonical_json(wl.knobs), hparams_given=store.canonical_json(cfg.hparams),
+            knobs_given=store.canonical_json(cfg.knobs), config_id=self.config_id, seed=seed,
             metric=wl.metric, direction=wl.direction.value, target=wl.target,
             step_budget=self.budget, global_batch_size=wl.global_batch_size,
             compile_seconds=self.compile_seconds, environment=store.canonical_json(

@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS runs (
     submission_path   TEXT NOT NULL,
     hparams           TEXT NOT NULL,     -- canonical JSON (sorted keys) of the full hyperparameters
     knobs             TEXT NOT NULL,     -- canonical JSON of the workload knobs
+    hparams_given     TEXT NOT NULL DEFAULT '{}',  -- what the user set; the rest are defaults
+    knobs_given       TEXT NOT NULL DEFAULT '{}',
     config_id         TEXT NOT NULL,     -- short hash of (submission, hparams, knobs): the leaderboard row key
     seed              INTEGER NOT NULL,
     status            TEXT NOT NULL,     -- running | completed | diverged | failed
@@ -87,8 +89,22 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    _add_missing_columns(conn)
     conn.commit()
     return conn
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to SCHEMA (columns are only ever added)."""
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(SCHEMA)
+    for table in ("runs", "evals"):
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for _, name, type_, *_ in reference.execute(f"PRAGMA table_info({table})"):
+            if name not in have:
+                # NULL in the old rows: "unknown", which readers must handle.
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {type_}")
+    reference.close()
 
 
 def open_readonly(path: str) -> sqlite3.Connection:

@@ -181,6 +181,19 @@ def compact_hparams(hparams_json: str) -> str:
     return ",".join(f"{k}={_format_hparam(hparams[k])}" for k in sorted(hparams))
 
 
+def describe_config(run: pd.Series) -> str:
+    """What distinguishes a configuration: the hyperparameters and knobs the user set (not the
+    defaults), e.g. ``learning_rate=0.7,momentum=0.95 knobs:gamma0=0.4``; "defaults" if none."""
+    given = run.get("hparams_given")
+    if not isinstance(given, str):  # databases written before the column existed
+        return compact_hparams(run["hparams"])
+    parts = [compact_hparams(given) if given != "{}" else "defaults"]
+    knobs_given = run.get("knobs_given")
+    if isinstance(knobs_given, str) and knobs_given != "{}":
+        parts.append("knobs:" + compact_hparams(knobs_given))
+    return " ".join(parts)
+
+
 # --- the leaderboard -----------------------------------------------------------------------------
 
 
@@ -196,7 +209,7 @@ def _row(key: tuple[str, str, str], group: pd.DataFrame) -> dict[str, Any]:
         "workload": workload,
         "submission": submission,
         "config_id": config_id,
-        "hparams": compact_hparams(first["hparams"]),
+        "hparams": describe_config(first),
         "metric": first["metric"],
         "direction": first["direction"],
         "target": float(first["target"]),

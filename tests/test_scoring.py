@@ -55,6 +55,7 @@ def write_config(conn, workload: str, submission: str, hparams: dict, metric: st
         rec = store.RunRecorder(
             conn, workload=workload, submission=submission,
             submission_path=f"submissions/{submission}.py", hparams=store.canonical_json(hparams),
+            hparams_given=store.canonical_json(hparams),
             knobs=store.canonical_json(knobs), config_id=cid, seed=run.seed, metric=metric,
             direction=direction, target=target, step_budget=BUDGET, global_batch_size=128,
             environment=store.canonical_json({"jax": "0.4.30", "devices": ["cpu"]}),

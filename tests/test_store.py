@@ -1,0 +1,56 @@
+"""The results store: WAL mode, an eval is durable once recorded, old databases are migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from harness import store
+from harness.spec import UserError
+from scoring.aggregate import describe_config
+
+FIELDS = dict(workload="w", submission="s", submission_path="s.py", hparams='{"lr":1}', knobs="{}",
+              hparams_given='{"lr":1}', knobs_given="{}", config_id="c", seed=0, metric="accuracy",
+              direction="maximize", target=0.5, step_budget=10, global_batch_size=8, environment="{}")
+
+
+def test_each_eval_is_committed_and_visible_to_other_readers(tmp_path: str) -> None:
+    db = f"{tmp_path}/r.db"
+    conn = store.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rec = store.RunRecorder(conn, **FIELDS)
+    rec.record_eval(5, 1.5, valid_metric=0.4)
+    reader = sqlite3.connect(db)  # e.g. the leaderboard while the run goes on, or after a kill
+    assert reader.execute("SELECT step, valid_metric FROM evals").fetchall() == [(5, 0.4)]
+    assert reader.execute("SELECT status, steps_done FROM runs").fetchall() == [("running", 5)]
+    rec.finish("completed", best_valid=0.4)
+    assert reader.execute("SELECT status, best_valid FROM runs").fetchall() == [("completed", 0.4)]
+
+
+def test_old_database_gains_new_columns(tmp_path: str) -> None:
+    db = f"{tmp_path}/old.db"
+    old = sqlite3.connect(db)
+    old.executescript(store.SCHEMA.replace("hparams_given     TEXT NOT NULL DEFAULT '{}',", "")
+                      .replace("knobs_given       TEXT NOT NULL DEFAULT '{}',", ""))
+    old.close()
+    conn = store.connect(db)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    assert {"hparams_given", "knobs_given"} <= columns
+    store.RunRecorder(conn, **FIELDS)  # new rows can be written
+
+
+def test_describe_config() -> None:
+    row = pd.Series({"hparams": '{"a":1,"b":2.5}', "hparams_given": '{"b":2.5}', "knobs_given": '{"gamma0":0.4}'})
+    assert describe_config(row) == "b=2.5 knobs:gamma0=0.4"
+    assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": "{}", "knobs_given": "{}"})) == "defaults"
+    assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": None})) == "a=1"  # migrated
+
+
+def test_check_writable(tmp_path: str) -> None:
+    store.check_writable(f"{tmp_path}/new.db")
+    with pytest.raises(UserError, match="is a directory"):
+        store.check_writable(str(tmp_path))
+    with pytest.raises(UserError, match="does not exist or is not writable"):
+        store.check_writable(f"{tmp_path}/missing/dir/r.db")
