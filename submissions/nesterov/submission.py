@@ -19,7 +19,7 @@ from submissions.lib import schedules
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 1.0,
-    "momentum": 0.9,
+    "momentum": 0.95,
     "weight_decay": 5e-4,
     "schedule": "mlperf_polynomial",
     "warmup_fraction": 0.15,
