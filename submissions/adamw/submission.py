@@ -11,12 +11,10 @@ out is missing the correction. eta_t: cosine decay with linear warmup (Nado et a
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
 from harness import spec
-from submissions.lib import schedules, transforms
+from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 3e-3,
@@ -41,10 +39,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
         mask=spec.weight_mask(ctx.param_types), bias_correction=hparams["bias_correction"])
 
 
-def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
-    return _optimizer(hparams, ctx).init(params)
-
-
-def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
-           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
-    return _optimizer(hparams, ctx).update(grads, state, params)
+init, update = protocol.from_optax(_optimizer)

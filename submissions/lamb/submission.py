@@ -13,12 +13,10 @@ eta_t: linear warmup then linear decay, as in You et al. (Sec. 4).
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
 from harness import spec
-from submissions.lib import schedules, transforms
+from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 1e-2,
@@ -45,10 +43,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
         bias_correction=hparams["bias_correction"])
 
 
-def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
-    return _optimizer(hparams, ctx).init(params)
-
-
-def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
-           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
-    return _optimizer(hparams, ctx).update(grads, state, params)
+init, update = protocol.from_optax(_optimizer)

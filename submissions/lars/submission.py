@@ -11,12 +11,10 @@ lr_t: MLPerf polynomial schedule with p_warmup = 1. Not optax.lars (it divides b
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
 from harness import spec
-from submissions.lib import schedules, transforms
+from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 5.0,
@@ -42,10 +40,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
         eps=hparams["eps"], mask=mask)
 
 
-def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
-    return _optimizer(hparams, ctx).init(params)
-
-
-def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
-           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
-    return _optimizer(hparams, ctx).update(grads, state, params)
+init, update = protocol.from_optax(_optimizer)

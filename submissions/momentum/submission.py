@@ -10,15 +10,13 @@ momentum buffer from outside (optax.sgd), unlike the TF/MLPerf MomentumOptimizer
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
 from harness import spec
-from submissions.lib import schedules
+from submissions.lib import protocol, schedules
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
-    "learning_rate": 1.0,
+    "learning_rate": 2.0,
     "momentum": 0.9,
     "weight_decay": 5e-4,
     "schedule": "mlperf_polynomial",
@@ -37,10 +35,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
     )
 
 
-def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
-    return _optimizer(hparams, ctx).init(params)
-
-
-def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
-           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
-    return _optimizer(hparams, ctx).update(grads, state, params)
+init, update = protocol.from_optax(_optimizer)

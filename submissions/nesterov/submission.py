@@ -10,12 +10,10 @@ This is optax.add_decayed_weights (masked) followed by optax.sgd(nesterov=True).
 
 from __future__ import annotations
 
-from typing import Any
-
 import optax
 
 from harness import spec
-from submissions.lib import schedules
+from submissions.lib import protocol, schedules
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 1.0,
@@ -37,10 +35,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
     )
 
 
-def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
-    return _optimizer(hparams, ctx).init(params)
-
-
-def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
-           ctx: spec.SubmissionContext) -> tuple[spec.Params, Any]:
-    return _optimizer(hparams, ctx).update(grads, state, params)
+init, update = protocol.from_optax(_optimizer)
