@@ -17,7 +17,7 @@ from harness import spec
 from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
-    "learning_rate": 3e-3,
+    "learning_rate": 0.03,
     "b1": 0.9,
     "b2": 0.999,
     "eps": 1e-8,

@@ -7,7 +7,9 @@ r"""LAMB, You et al. 2019 Algorithm 2 (phi(z) = z, layer-wise norms).
 
 exclude_norm_and_bias=True: BN/LN scales, offsets and biases get w -= eta_t * r_t (Adam, no decay,
 no ratio). With bias_correction=False that is the Google/BERT LAMB; with True it is Nado et al.
-2021 Table 5 "LAMB on weights, Adam on BN/bias". The defaults are pure Algorithm 2.
+2021 Table 5 "LAMB on weights, Adam on BN/bias", the default here: pure Algorithm 2
+(exclude_norm_and_bias=False) reached at most 56% on fashion_mnist_resnet in our tuning (seed 0,
+lr 0.003-0.03), echoing the 27.3% of "LAMB/LAMB" in Nado et al. Table 5.
 eta_t: linear warmup then linear decay, as in You et al. (Sec. 4).
 """
 
@@ -19,13 +21,13 @@ from harness import spec
 from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
-    "learning_rate": 1e-2,
+    "learning_rate": 0.1,
     "b1": 0.9,
     "b2": 0.999,
     "eps": 1e-6,
     "weight_decay": 0.01,
     "bias_correction": True,
-    "exclude_norm_and_bias": False,
+    "exclude_norm_and_bias": True,
     "schedule": "linear",
     "warmup_fraction": 0.1,
     "init_learning_rate": 0.0,

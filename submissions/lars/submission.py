@@ -17,7 +17,7 @@ from harness import spec
 from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
-    "learning_rate": 5.0,
+    "learning_rate": 20.0,
     "momentum": 0.9,
     "weight_decay": 1e-4,
     "trust_coefficient": 0.001,

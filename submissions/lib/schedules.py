@@ -111,10 +111,16 @@ def from_hparams(hparams: Mapping[str, Any], total_steps: int) -> Schedule:
     warmup = int(round(float(h["warmup_fraction"]) * total_steps))
     try:
         if name == "mlperf_polynomial":
-            return mlperf_polynomial(h["init_learning_rate"], h["learning_rate"], h["final_learning_rate"],
-                                     warmup, total_steps, h["p_warmup"], h["p_decay"])
-        if name == "cosine":
-            return cosine(h["learning_rate"], total_steps, warmup, h["final_learning_rate"])
-        return linear_warmup_linear_decay(h["learning_rate"], warmup, total_steps, h["final_learning_rate"])
+            schedule = mlperf_polynomial(h["init_learning_rate"], h["learning_rate"],
+                                         h["final_learning_rate"], warmup, total_steps, h["p_warmup"],
+                                         h["p_decay"])
+        elif name == "cosine":
+            schedule = cosine(h["learning_rate"], total_steps, warmup, h["final_learning_rate"])
+        else:
+            schedule = linear_warmup_linear_decay(h["learning_rate"], warmup, total_steps,
+                                                  h["final_learning_rate"])
     except ValueError as e:
         raise spec.UserError(f"schedule {name!r} with warmup_fraction={h['warmup_fraction']}: {e}") from e
+    # optax counts steps in int32, and int32 / int is float32 even with x64 enabled: evaluate the
+    # schedule on a float step of the default float type so a float64 run gets a float64 rate.
+    return lambda step: schedule(jnp.asarray(step, dtype=float))
