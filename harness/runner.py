@@ -138,6 +138,7 @@ class Sweep:
                 # Check the previous step's flag: the host waits for step-1 while step runs.
                 if len(pending) and not bool(pending[-1]["finite"]):
                     status, step = "diverged", step - 1
+                    train_seconds += time.perf_counter() - tick
                     break
                 pending.append(metrics)
                 bar.update(1)
