@@ -112,15 +112,16 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
     Hyper-parameters are listed under each table, one line per configuration.
     """
     headers = ("#", "submission", "config", "seeds", "reached", "steps", "95% CI steps",
-               "best valid", "train s", "div", "fail")
+               "best valid", "final train", "train s", "div", "fail")
     out: list[str] = []
     for workload, rows in board.groupby("workload", sort=True):
         cells = [(str(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
                   format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high),
-                  format_metric(r.median_best_valid, r.metric), format_seconds(r.median_train_seconds),
+                  format_metric(r.median_best_valid, r.metric),
+                  format_metric(r.median_final_train, r.metric), format_seconds(r.median_train_seconds),
                   str(r.diverged), str(r.failed)) for r in rows.itertuples()]
         out.append(_truncate(f"== {workload}: {workload_caption(rows)}", width))
-        out.extend(fixed_width_table(headers, cells, "><<>>><>>>>", shrinkable=(1, 2), width=width))
+        out.extend(fixed_width_table(headers, cells, "><<>>><>>>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
             out.append(_truncate(f"  #{r.rank} {r.config_id}: {r.hparams}", width))
         out.append("")
