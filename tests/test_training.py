@@ -112,7 +112,7 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
                       seeds=(0, 1), budget=50, results=db, progress=False)
     summaries = run_sweep(cfg)
     assert [s.status for s in summaries] == ["diverged", "diverged"]
-    assert all(s.steps_done < 50 for s in summaries)
+    assert all(s.steps_done == 1 for s in summaries)  # the first update is already non-finite
     assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["diverged", "diverged"]
 
 

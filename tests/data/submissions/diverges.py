@@ -9,4 +9,4 @@ def init(params, hparams, ctx):
 
 
 def update(grads, state, params, hparams, ctx):
-    return jax.tree.map(lambda g: -hparams["learning_rate"] * 1e30 * (g + 1.0), grads), state
+    return jax.tree.map(lambda g: -(g + 1.0) * hparams["learning_rate"] * 1e30, grads), state
