@@ -19,6 +19,7 @@ import datetime
 import itertools
 import json
 import math
+import shlex
 import statistics
 import sys
 
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> None:
             "procedure": "median over seeds of the best validation metric of the tuned baseline, "
                          "rounded down to 3 decimals (python -m harness.set_target; see its docstring)",
             "command": "python -m harness.set_target " + " ".join(
-                f"--{k}={json.dumps(v) if k == 'grid' else v}" for k, v in
+                shlex.quote(f"--{k}={json.dumps(v) if k == 'grid' else v}") for k, v in
                 (("workload", FLAGS.workload), ("submission", FLAGS.submission), ("grid", grid),
                  ("hparams", FLAGS.hparams), ("seeds", FLAGS.seeds)) if v),
             "git_revision": environment.git_revision(),
