@@ -47,6 +47,13 @@ def grid_points(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def target_from(best_values: list[float | None], direction: Direction) -> float:
+    """Median of the seeds' best validation values, rounded to 3 decimals towards easier."""
+    median = statistics.median(v for v in best_values if v is not None)
+    rounding = math.floor if direction is Direction.MAXIMIZE else math.ceil
+    return rounding(round(median * 1000, 6)) / 1000
+
+
 def main(argv: list[str]) -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
     del argv
@@ -60,7 +67,7 @@ def main(argv: list[str]) -> None:
         base = dict(workload=FLAGS.workload, submission=FLAGS.submission, results=FLAGS.results,
                     data_dir=FLAGS.data_dir, progress=sys.stderr.isatty())
         scored = []
-        for point in grid_points(grid) or [{}]:
+        for point in grid_points(grid):
             (summary,) = run_sweep(SweepConfig(hparams={**fixed, **point}, seeds=(seeds[0],), **base))
             scored.append((summary.best_valid, point, summary))
         sign = 1 if workload.direction is Direction.MAXIMIZE else -1
@@ -70,8 +77,7 @@ def main(argv: list[str]) -> None:
         best_value, best_point, first = max(finite, key=lambda s: sign * s[0])
         rest = run_sweep(SweepConfig(hparams={**fixed, **best_point}, seeds=tuple(seeds[1:]), **base))
         values = [first.best_valid] + [s.best_valid for s in rest]
-        median = statistics.median(v for v in values if v is not None)
-        target = (math.floor if sign > 0 else math.ceil)(median * 1000) / 1000
+        target = target_from(values, workload.direction)
         with open(TARGETS_FILE) as f:
             targets = json.load(f)
         targets[FLAGS.workload] = {
