@@ -3,6 +3,7 @@ device-resident data with deterministic per-epoch shuffling."""
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -34,7 +35,7 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing:
     return optax.softmax_cross_entropy(logits, onehot)
 
 
-class ImageClassificationWorkload:
+class ImageClassificationWorkload(abc.ABC):
     """Base class: subclasses set the class attributes and build the model from `self.knobs`."""
 
     name: str
@@ -53,8 +54,9 @@ class ImageClassificationWorkload:
         self.knobs = validate_knobs(self.KNOBS, knobs or {}, self.name)
         self.model = self.build_model()
 
+    @abc.abstractmethod
     def build_model(self) -> nn.Module:
-        raise NotImplementedError
+        """The Flax model, built from `self.knobs`."""
 
     @property
     def label_smoothing(self) -> float:
