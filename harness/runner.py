@@ -79,7 +79,7 @@ class Sweep:
         store.check_writable(cfg.results)
         self.data = self.workload.load_data(cfg.data_dir)
         self._init = jax.jit(lambda rng: self.workload.init(rng)[:2])
-        params, _, self.param_types = self.workload.init(jax.random.PRNGKey(0))
+        params, model_state, self.param_types = self.workload.init(jax.random.PRNGKey(0))
         phases = tuple(dataclasses.replace(p, steps=self.budget) for p in self.workload.phases) \
             if cfg.budget is not None and len(self.workload.phases) == 1 else self.workload.phases
         self.ctx = SubmissionContext(self.workload.name, self.param_types, self.budget,
@@ -87,12 +87,13 @@ class Sweep:
         check_submission(self.submission.name, self.submission.init, self.submission.update,
                          params, self.hparams, self.ctx)
         self.config_id = config_id(self.submission.name, self.hparams, self.workload.knobs, self.budget)
-        self._compile(params)
+        self.environment = store.canonical_json(environment.environment())
+        self.git_revision = environment.git_revision()
+        self._compile(params, model_state)
 
-    def _compile(self, params: Any) -> None:
+    def _compile(self, params: Any, model_state: Any) -> None:
         """Ahead-of-time compilation of the train and eval steps, timed separately from training."""
         start = time.perf_counter()
-        _, model_state, _ = self.workload.init(jax.random.PRNGKey(0))
         opt_state = self.submission.init(params, self.hparams, self.ctx)
         state = TrainState(params, model_state, opt_state)
         batch = next(self.workload.train_batches(self.data, 0))
@@ -121,8 +122,8 @@ class Sweep:
             knobs_given=store.canonical_json(cfg.knobs), config_id=self.config_id, seed=seed,
             metric=wl.metric, direction=wl.direction.value, target=wl.target,
             step_budget=self.budget, global_batch_size=wl.global_batch_size,
-            compile_seconds=self.compile_seconds, environment=store.canonical_json(
-                environment.environment()), git_revision=environment.git_revision())
+            compile_seconds=self.compile_seconds, environment=self.environment,
+            git_revision=self.git_revision)
         init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
         params, model_state = self._init(init_key)
         state = TrainState(params, model_state, self.submission.init(params, self.hparams, self.ctx))
