@@ -63,6 +63,12 @@ def config_id(submission: str, hparams: Mapping[str, Any], knobs: Mapping[str, A
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
+def host_sums(trees: list[dict[str, Any]]) -> dict[str, float]:
+    """Sum dicts of device scalars on the host (one transfer, no per-length XLA compilation)."""
+    values = jax.device_get(trees)
+    return {key: float(sum(v[key] for v in values)) for key in values[0]}
+
+
 class Sweep:
     """Everything validated and compiled once; `run_seed` trains one seed."""
 
@@ -109,8 +115,8 @@ class Sweep:
         """(mean loss, metric) over one split."""
         sums = [self.eval_step(state.params, state.model_state, b)
                 for b in self.workload.eval_batches(self.data, split)]
-        total = jax.device_get(jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)), *sums))
-        count = float(total["count"])
+        total = host_sums(sums)
+        count = total["count"]
         return float(total["loss"]) / count, float(total[self.workload.metric]) / count
 
     def run_seed(self, conn: Any, seed: int) -> RunSummary:
@@ -133,7 +139,7 @@ class Sweep:
         bar = tqdm(total=self.budget, desc=f"{self.submission.name} seed {seed}", unit="step",
                    leave=False, disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
         train_seconds = eval_seconds = 0.0
-        steps_to_target = seconds_to_target = best = final_train = None
+        steps_to_target = seconds_to_target = best = final_train = final_valid = final_test = None
         status, step, pending = "completed", 0, []
         try:
             jax.block_until_ready(state)
@@ -157,16 +163,16 @@ class Sweep:
                     status, step = "diverged", pending[finite.index(False)][0]
                     break
                 eval_start = time.perf_counter()
-                sums = jax.device_get(jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)),
-                                                   *(m for _, m in pending)))
+                sums = host_sums([m for _, m in pending])
                 pending = []
-                train_loss = float(sums["loss"]) / float(sums["count"])
-                final_train = float(sums[wl.metric]) / float(sums["count"])
+                train_loss = sums["loss"] / sums["count"]
+                final_train = sums[wl.metric] / sums["count"]
                 valid_loss, valid = self.evaluate(state, "validation")
                 test_loss, test = self.evaluate(state, "test")
                 recorder.record_eval(step, train_seconds, train_loss=train_loss, train_metric=final_train,
                                      valid_loss=valid_loss, valid_metric=valid, test_loss=test_loss,
                                      test_metric=test)
+                final_valid, final_test = valid, test
                 if best is None or wl.direction.better(valid, best):
                     best = valid
                 if steps_to_target is None and wl.direction.reached(valid, wl.target):
@@ -181,11 +187,9 @@ class Sweep:
             recorder.finish("failed", error=f"{type(e).__name__}: {e}"[:500], steps_done=step)
             raise
         bar.close()
-        last = conn.execute("SELECT valid_metric, test_metric FROM evals WHERE run_id = ? ORDER BY step "
-                            "DESC LIMIT 1", (recorder.run_id,)).fetchone()
         recorder.finish(status, steps_done=step, steps_to_target=steps_to_target,
                         seconds_to_target=seconds_to_target, best_valid=best,
-                        final_valid=last[0] if last else None, final_test=last[1] if last else None,
+                        final_valid=final_valid, final_test=final_test,
                         final_train=final_train, train_seconds=train_seconds)
         return RunSummary(recorder.run_id, seed, status, step, steps_to_target, seconds_to_target, best,
                           final_train, train_seconds, eval_seconds)
