@@ -2,25 +2,29 @@
 # Agarwal et al. Sec. 5 on pydocs_bert: AdamW, SGD, AdamW#SGD (layer-wise grafting, ratios recorded
 # every step), then SGD with the per-layer medians of the grafted run's first steps as fixed
 # learning-rate multipliers. Ends with the leaderboard and the ratio plot.
-#   scripts/grafting_experiment.sh            (SEEDS=0-4 FIRST_STEPS=50 RESULTS=results/grafting.db;
+#   scripts/grafting_experiment.sh            (SEEDS=0-4 FIRST_STEPS=50 RESULTS=results/pydocs/pydocs.db;
 #                                              BUDGET=N shortens every run, for a dry run)
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0-4}
-DB=${RESULTS:-results/grafting.db}
+DB=${RESULTS:-results/pydocs/pydocs.db}
 FIRST=${FIRST_STEPS:-50}
 OUT=$(dirname "$DB")
 mkdir -p "$OUT"
 run() { "$PY" -m harness run --workload=pydocs_bert --seeds="$SEEDS" --results="$DB" ${BUDGET:+--budget=$BUDGET} "$@"; }
 
 # D = SGD with momentum on the same schedule shape as AdamW's config (cosine, 10% warmup), so the
-# recorded ratio ||s_AdamW|| / ||s_SGD|| is the per-layer correction of SGD's learning rate.
-SGD='"learning_rate": 1.0, "momentum": 0.9, "schedule": "cosine", "warmup_fraction": 0.1'
+# recorded ratio ||s_AdamW|| / ||s_SGD|| is the per-layer correction of D's learning rate (D's own
+# learning rate cancels in the graft; sgd_corrected must use the same one). M = the tuned AdamW config.
+D='"learning_rate": 1.0, "momentum": 0.9, "schedule": "cosine", "warmup_fraction": 0.1'
+# The SGD baseline: D's settings with the best learning rate of {1.0, 0.3, 0.1} on seed 0
+# (reference_results/README.md); override with SGD_LR.
+SGD="\"learning_rate\": ${SGD_LR:-0.3}, \"momentum\": 0.9, \"schedule\": \"cosine\", \"warmup_fraction\": 0.1"
 run --submission=adamw --config=pydocs_bert
 run --submission=sgd --hparams="{$SGD}"
-run --submission=adam_graft_sgd --diagnostics_every=1 --hparams="{\"M.learning_rate\": 0.002, \
-\"M.weight_decay\": 0.01, \"D.learning_rate\": 1.0, \"D.momentum\": 0.9, \"D.schedule\": \"cosine\", \
-\"D.warmup_fraction\": 0.1}"
+run --submission=adam_graft_sgd --diagnostics_every=1 --hparams="{\"M.learning_rate\": 0.005, \
+\"M.eps\": 0.001, \"M.weight_decay\": 0.01, \"D.learning_rate\": 1.0, \"D.momentum\": 0.9, \
+\"D.schedule\": \"cosine\", \"D.warmup_fraction\": 0.1}"
 graft_run=$("$PY" - "$DB" <<'PY'
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1])
@@ -30,6 +34,6 @@ PY
 )
 "$PY" -m harness discover-schedule --run="$graft_run" --first-steps="$FIRST" --results="$DB" \
   --out="$OUT/pydocs_corrections.json"
-run --submission=sgd_corrected --hparams="{$SGD, \"corrections\": \"$OUT/pydocs_corrections.json\"}"
+run --submission=sgd_corrected --hparams="{$D, \"corrections\": \"$OUT/pydocs_corrections.json\"}"
 "$PY" -m scoring leaderboard --workload=pydocs_bert --results="$DB" --out="$OUT/grafting"
 "$PY" -m scoring diagnostics --run="$graft_run" --results="$DB" --out="$OUT/grafting_ratios.png"

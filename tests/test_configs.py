@@ -25,7 +25,7 @@ EXPECTED = {
     "nesterov": {"config_a", "config_b", "table5"},
     "lars": {"mlperf", "table5_lars_momentum", "table5_pure"},
     "adamw": {"table5_eps1e-8", "table5_eps1e-6", "nado_table8_32k", "nado_table8_65k_32k",
-              "nado_table8_65k", "pydocs_bert"},
+              "nado_table8_65k", "pydocs_bert", "pydocs_bert_adam"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
              "you2019_65k_32k", "pydocs_bert", "pydocs_bert_google"},
     "bert_adamw": {"bert_reference"},
