@@ -19,7 +19,7 @@ run() { "$PY" -m harness run --workload=pydocs_bert --seeds="$SEEDS" --results="
 D='"learning_rate": 1.0, "momentum": 0.9, "schedule": "cosine", "warmup_fraction": 0.1'
 # The SGD baseline: D's settings with the best learning rate of {1.0, 0.3, 0.1} on seed 0
 # (reference_results/README.md); override with SGD_LR.
-SGD="\"learning_rate\": ${SGD_LR:-0.3}, \"momentum\": 0.9, \"schedule\": \"cosine\", \"warmup_fraction\": 0.1"
+SGD="\"learning_rate\": ${SGD_LR:-0.1}, \"momentum\": 0.9, \"schedule\": \"cosine\", \"warmup_fraction\": 0.1"
 run --submission=adamw --config=pydocs_bert
 run --submission=sgd --hparams="{$SGD}"
 run --submission=adam_graft_sgd --diagnostics_every=1 --hparams="{\"M.learning_rate\": 0.005, \

@@ -9,11 +9,11 @@ Batch: 128 sequences x 64 tokens in phase 1, then 64 x 128 (8,192 tokens per ste
 to the corpus this is a large batch: 0.6% of the training tokens per step, ~6x BERT-Large's 32k
 batch relative to its 3.3B-word corpus (0.1%), ~160 steps per epoch of the phase-1 records.
 Budget: 300 steps (270 + 30), about 1.6 passes over the text, chosen so that one seed including
-evaluations takes under 3 minutes on 2 CPU cores (measured: 115-135 s training + 28 s evaluation +
-8 s compilation). Why not larger batches: at 256 x 64 only 60 steps fit in that time, and at 60 or
-160 steps Adam never leaves the unigram plateau of the masked-LM loss (accuracy ~0.05, predicting
+evaluations takes under 3 minutes on 2 CPU cores (measured: 106-143 s training + 14-15 s evaluation
++ 6 s compilation). Why not larger batches: at 256 x 64 only 60 steps fit in that time, and at 60 or
+160 steps Adam never left the unigram plateau of the masked-LM loss (accuracy ~0.05, predicting
 the most frequent token), so the target would be meaningless; at 300 steps x 128 the tuned baseline
-reaches ~0.09-0.10. Step budget and target: reference_results/targets.json (harness/set_target.py,
+(AdamW with eps 0.001) leaves it by step 120 and reaches 0.097-0.098. Step budget and target: reference_results/targets.json (harness/set_target.py,
 see reference_results/README.md); the phases are that budget split 90/10. Metric: held-out
 masked-LM accuracy on the seq-128 records of the held-out files (validation/test = even/odd
 records, 694 records). Evaluation every 40 steps and at the end of each phase.
