@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sqlite3
 
 import pandas as pd
@@ -44,15 +45,25 @@ def ratio_png(df: pd.DataFrame, title: str) -> bytes:
     from matplotlib.figure import Figure
 
     names = sorted(df["name"].unique())
-    fig = Figure(figsize=(10, 5), layout="constrained")
+    many = len(names) > 12
+    # Many groups (a layer-wise partition): the legend goes outside, right of the axes, and the 20
+    # colours of tab20 repeat with a new line style, so that every group stays identifiable.
+    fig = Figure(figsize=(14 if many else 10, 6 if many else 5), layout="constrained")
     ax = fig.subplots()
-    for name in names:
+    colors = matplotlib.colormaps["tab20"].colors
+    styles = ("-", "--", ":", "-.")
+    for i, name in enumerate(names):
         d = df[df["name"] == name]
-        ax.plot(d["step"], d["value"].astype(float), marker="." if len(d) < 30 else None, label=name)
+        ax.plot(d["step"], d["value"].astype(float), marker="." if len(d) < 30 else None,
+                color=colors[i % len(colors)], linestyle=styles[i // len(colors) % len(styles)],
+                linewidth=1.2, label=name.removeprefix("ratio/"))
     ax.set_yscale("log")
     ax.set(title=f"{title}: ||step M|| / ||step D|| per group", xlabel="step", ylabel="ratio")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small", ncol=max(1, len(names) // 12), loc="best")
+    if many:
+        fig.legend(fontsize="x-small", ncol=math.ceil(len(names) / 24), loc="outside right upper")
+    else:
+        ax.legend(fontsize="x-small", loc="best")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
