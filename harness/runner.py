@@ -23,7 +23,7 @@ from harness.protocol import check_submission
 from harness.spec import Phase, SubmissionContext, UserError, Workload
 from harness.training import (DIAGNOSTICS, TrainState, abstract_init, make_eval_step,
                               make_train_step)
-from workloads import get_workload
+from workloads import get_workload, targets
 
 
 class DivergenceWatch:
@@ -173,6 +173,10 @@ class Sweep:
                                      self.mesh.devices.size, f"{self.workload.name} phase {phase.name}")
         store.check_writable(cfg.results)
         self.data = self.workload.load_data(cfg.data_dir)
+        self.data_fingerprint = targets.data_fingerprint(self.data)
+        warning = targets.fingerprint_warning(self.workload.name, self.data_fingerprint)
+        if warning:
+            print(warning, file=sys.stderr)
         self._init = jax.jit(lambda rng: self.workload.init(rng)[:2])
         # Param types from an abstract trace; values from the jitted init (an eager ResNet-50 init
         # takes 12-22 s on CPU, jitted ~1 s after compilation).
@@ -186,7 +190,8 @@ class Sweep:
             check_submission(self.submission.name, self.submission.init, self.submission.update,
                              params, hparams, ctx)
         self.config_id = config_id(self.submission.name, self.hparams, self.workload.knobs, self.budget)
-        self.environment = store.canonical_json(environment.environment())
+        self.environment = store.canonical_json({**environment.environment(),
+                                                 "data_fingerprint": self.data_fingerprint})
         self.git_revision = environment.git_revision()
         self.primary = jax.process_index() == 0
         self._compile(params, model_state)

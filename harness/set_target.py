@@ -30,7 +30,7 @@ from harness import environment, inputs
 from harness.runner import SweepConfig, run_sweep
 from harness.spec import Direction, UserError
 from workloads import get_workload
-from workloads.targets import TARGETS_FILE
+from workloads.targets import TARGETS_FILE, data_fingerprint
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workload", None, "Workload whose target is set.")
@@ -78,6 +78,7 @@ def main(argv: list[str]) -> None:
         rest = run_sweep(SweepConfig(hparams={**fixed, **best_point}, seeds=tuple(seeds[1:]), **base))
         values = [first.best_valid] + [s.best_valid for s in rest]
         target = target_from(values, workload.direction)
+        fingerprint = data_fingerprint(workload.load_data(FLAGS.data_dir))
         with open(TARGETS_FILE) as f:
             targets = json.load(f)
         targets[FLAGS.workload] = {
@@ -93,6 +94,7 @@ def main(argv: list[str]) -> None:
                 (("workload", FLAGS.workload), ("submission", FLAGS.submission), ("grid", grid),
                  ("hparams", FLAGS.hparams), ("seeds", FLAGS.seeds)) if v),
             "git_revision": environment.git_revision(),
+            "data_fingerprint": fingerprint,
             "date": datetime.date.today().isoformat(),
         }
         with open(TARGETS_FILE, "w") as f:

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import sqlite3
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -187,6 +188,9 @@ def test_cache_key_and_reuse(corpus: str, built: str, tmp_path: str) -> None:
     for change in ({"vocab_size": 301}, {"dupe_factor": 3}, {"seed": 1}, {"masked_lm_prob": 0.2},
                    {"train_seq_lens": (32, 128)}, {"code_version": pydocs.CODE_VERSION + 1}):
         assert pydocs.cache_key(corpus, rels, dataclasses.replace(SMALL, **change)) != key, change
+    # another tokenizers release may train another vocabulary: never reuse its cache
+    with mock.patch.object(pydocs, "tokenizers_version", lambda: "0.0.1"):
+        assert pydocs.cache_key(corpus, rels, SMALL) != key
     root = os.path.dirname(built)
     stamp = os.path.getmtime(os.path.join(built, "stats.json"))
     assert pydocs.ensure_cache(root, SMALL, source=corpus, progress=False) == built  # reused
@@ -218,6 +222,21 @@ def test_workload_budget_and_target_from_targets_json() -> None:
     assert wl.metric == "masked_lm_accuracy" and wl.config.vocab_size == pydocs.BuildConfig().vocab_size
 
 
+def test_fingerprint_warning_names_both_fingerprints(tmp_path: str) -> None:
+    from workloads import targets
+
+    path = os.path.join(tmp_path, "targets.json")
+    with open(path, "w") as f:
+        json.dump({"pydocs_bert": {"target": 0.1, "data_fingerprint": "aaaa"}, "other": {"target": 1}}, f)
+    with mock.patch.object(targets, "TARGETS_FILE", path):
+        assert targets.fingerprint_warning("pydocs_bert", "aaaa") is None
+        assert targets.fingerprint_warning("pydocs_bert", None) is None
+        assert targets.fingerprint_warning("other", "bbbb") is None  # no fingerprint recorded
+        warning = targets.fingerprint_warning("pydocs_bert", "bbbb")
+    assert warning is not None and "aaaa" in warning and "bbbb" in warning and "\n" not in warning
+    assert targets.data_fingerprint(object()) is None
+
+
 def test_harness_cli_short_run_records_evals(corpus: str, tmp_path: str) -> None:
     db = os.path.join(tmp_path, "r.db")
     proc = run_cli("harness", "run", "--workload=pydocs_bert", "--submission=adamw", "--budget=4",
@@ -228,6 +247,9 @@ def test_harness_cli_short_run_records_evals(corpus: str, tmp_path: str) -> None
         evals = c.execute("SELECT step, valid_metric, test_metric FROM evals ORDER BY step").fetchall()
         status = c.execute("SELECT status FROM runs").fetchall()
     assert status == [("completed",)]
+    with sqlite3.connect(db) as c:
+        (env,) = c.execute("SELECT environment FROM runs").fetchone()
+    assert json.loads(env)["data_fingerprint"] in os.listdir(os.path.join(tmp_path, "cache"))
     steps = [e[0] for e in evals]
     assert steps[-1] == 4 and 3 in steps  # end of phase 1 (3 steps) and of phase 2
     assert all(0 <= v <= 1 and 0 <= t <= 1 for _, v, t in evals)

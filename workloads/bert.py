@@ -66,6 +66,8 @@ class BertData:
     train_files: Mapping[int, tuple[str, ...]]  # seq_len -> training files
     eval_files: tuple[str, ...]  # held-out seq-512 records (split into validation/test by index)
     num_eval_records: int
+    #: Identifies the exact records (pydocs_bert: its cache key); None where the files are the user's.
+    fingerprint: str | None = None
 
 
 def _sums(mlm_logits: jax.Array, nsp_logits: jax.Array, batch: Batch, row_weight: jax.Array

@@ -19,3 +19,27 @@ def target_for(workload: str) -> tuple[float, int]:
     with open(TARGETS_FILE) as f:
         entry = json.load(f)[workload]
     return float(entry["target"]), int(entry["step_budget"])
+
+
+def data_fingerprint(data: object) -> str | None:
+    """The fingerprint a workload's loaded data carries (its `fingerprint` attribute), else None."""
+    value = getattr(data, "fingerprint", None)
+    return str(value) if value is not None else None
+
+
+def fingerprint_warning(workload: str, fingerprint: str | None) -> str | None:
+    """One line when the workload's target was set on data with another fingerprint, else None.
+
+    Derived datasets (pydocs_bert's records) depend on the installed Debian package and tokenizer
+    version; a target set on other records is still applied, but the user should know.
+    """
+    if fingerprint is None or not os.path.isfile(TARGETS_FILE):
+        return None
+    with open(TARGETS_FILE) as f:
+        entry = json.load(f).get(workload) or {}
+    recorded = entry.get("data_fingerprint")
+    if recorded is None or recorded == fingerprint:
+        return None
+    return (f"warning: the target of {workload} was set on data {recorded}, this run uses {fingerprint} "
+            "(another data package or tokenizer version); targets and results compare like with like "
+            "only on the same data (python -m harness.set_target re-sets it)")

@@ -13,7 +13,9 @@ next-sentence labels, 15% masking 80/10/10 -> the official TFRecord format
 
 Cache: `<root>/<key>/`, root = the `data_dir` argument, else $PYDOCS_BERT_CACHE, else
 ~/.cache/largebatch-bench/pydocs_bert; key = sha256 of every input file's path and contents and of
-every build parameter (BuildConfig, including CODE_VERSION). The build writes into a temporary
+every build parameter (BuildConfig, including CODE_VERSION) and of the installed `tokenizers` version
+(its WordPiece trainer decides the vocabulary). The key is also the data's fingerprint: runs record it
+in their environment and target-setting in reference_results/targets.json. The build writes into a temporary
 sibling directory and renames it into place, so a killed build never leaves a half cache.
 
 Why a hand-written reST cleaner, not docutils: the sources are *Sphinx* reST. docutils does not know
@@ -29,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -414,9 +417,15 @@ def train_tokenizer(sentences: Iterable[str], cfg: BuildConfig) -> Any:
 # --- build + cache ------------------------------------------------------------------------------
 
 
+def tokenizers_version() -> str:
+    return importlib.metadata.version("tokenizers")
+
+
 def cache_key(directory: str, relpaths: Sequence[str], cfg: BuildConfig) -> str:
-    """sha256 over every input file (path and contents) and every build parameter (16 hex digits)."""
-    h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode())
+    """sha256 over every input file (path and contents), every build parameter and the `tokenizers`
+    version (16 hex digits)."""
+    h = hashlib.sha256(json.dumps({**dataclasses.asdict(cfg), "tokenizers": tokenizers_version()},
+                                  sort_keys=True).encode())
     for rel in relpaths:
         h.update(rel.encode("utf-8") + b"\0")
         with open(os.path.join(directory, rel), "rb") as f:
