@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import sqlite3
@@ -220,6 +221,17 @@ def test_workload_budget_and_target_from_targets_json() -> None:
     assert [p.steps for p in wl.phases] == split_budget(entry["step_budget"])
     assert [(p.global_batch_size, p.seq_len) for p in wl.phases] == [(b, t) for _, b, t in PHASE_DESIGN]
     assert wl.metric == "masked_lm_accuracy" and wl.config.vocab_size == pydocs.BuildConfig().vocab_size
+
+
+def test_balanced_eval_batch_size() -> None:
+    from workloads.pydocs_bert import balanced_batch_size
+
+    assert balanced_batch_size(359, 116) == 90  # 4 x 90 = 360: one row of padding, not 105
+    assert balanced_batch_size(347, 116) == 116  # 3 x 116 = 348
+    assert balanced_batch_size(5, 116) == 5 and balanced_batch_size(0, 116) == 1
+    for rows in range(1, 400):
+        b = balanced_batch_size(rows, 116)
+        assert b <= 116 and math.ceil(rows / b) == math.ceil(rows / 116) and math.ceil(rows / b) * b - rows < math.ceil(rows / b)
 
 
 def test_fingerprint_warning_names_both_fingerprints(tmp_path: str) -> None:
