@@ -3,7 +3,8 @@
 # every step), then SGD with the per-layer medians of the grafted run's first steps as fixed
 # learning-rate multipliers. Ends with the leaderboard and the ratio plot.
 #   scripts/grafting_experiment.sh            (SEEDS=0-4 FIRST_STEPS=50 RESULTS=results/pydocs/pydocs.db;
-#                                              BUDGET=N shortens every run, for a dry run)
+#                                              BUDGET=N shortens every run, for a dry run; ADAMW=0
+#                                              skips AdamW when RESULTS already holds its runs)
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0-4}
@@ -20,7 +21,7 @@ D='"learning_rate": 1.0, "momentum": 0.9, "schedule": "cosine", "warmup_fraction
 # The SGD baseline: D's settings with the best learning rate of {1.0, 0.3, 0.1} on seed 0
 # (reference_results/README.md); override with SGD_LR.
 SGD="\"learning_rate\": ${SGD_LR:-0.1}, \"momentum\": 0.9, \"schedule\": \"cosine\", \"warmup_fraction\": 0.1"
-run --submission=adamw --config=pydocs_bert
+if [[ "${ADAMW:-1}" != 0 ]]; then run --submission=adamw --config=pydocs_bert; fi
 run --submission=sgd --hparams="{$SGD}"
 run --submission=adam_graft_sgd --diagnostics_every=1 --hparams="{\"M.learning_rate\": 0.005, \
 \"M.eps\": 0.001, \"M.weight_decay\": 0.01, \"D.learning_rate\": 1.0, \"D.momentum\": 0.9, \
