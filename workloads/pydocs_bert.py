@@ -38,7 +38,10 @@ from workloads.data import pydocs
 from workloads.targets import TARGETS_FILE
 
 NAME = "pydocs_bert"
-BUILD = pydocs.BuildConfig()
+#: The fixed vocabulary (4,096 WordPiece tokens trained on the training documents, written by
+#: `python -m workloads.data.pydocs --train_vocab`): trained vocabularies differ between builds.
+VOCAB_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pydocs_vocab.txt")
+BUILD = pydocs.BuildConfig(vocab_file=VOCAB_FILE)
 #: (fraction of the step budget, global batch, sequence length) per phase: 90% short, 10% long.
 PHASE_DESIGN = ((0.9, 128, 64), (0.1, 64, 128))
 #: Used only until reference_results/targets.json has an entry (i.e. by the target-setting run).

@@ -70,6 +70,9 @@ class BuildConfig:
     train_shards: int = 4
     seed: int = 12345
     code_version: int = CODE_VERSION
+    #: A fixed vocabulary (one token per line, id = line number, as BERT's vocab.txt); None: train
+    #: one on the training documents. Its contents, not its path, enter the cache key.
+    vocab_file: str | None = None
 
     def max_predictions(self, seq_len: int) -> int:
         """ceil(masked_lm_prob · T): BERT's 20 at 128 (ceil 19.2), 10 at 64 (ceil 9.6)."""
@@ -401,6 +404,18 @@ def to_example(instance: Instance) -> dict[str, Any]:
 # --- vocabulary ---------------------------------------------------------------------------------
 
 
+def load_tokenizer(vocab_file: str) -> Any:
+    """The BERT WordPiece tokenizer of `vocab_file`, with the normalisation and pre-tokenisation of
+    `train_tokenizer` (encoding with a fixed vocabulary is deterministic: greedy longest match)."""
+    from tokenizers import BertWordPieceTokenizer
+
+    if not os.path.isfile(vocab_file):
+        raise DataError(f"vocabulary file {vocab_file} not found: restore it from the repository or "
+                        "write a new one with `python -m workloads.data.pydocs --train_vocab=PATH`")
+    return BertWordPieceTokenizer(vocab_file, lowercase=True, clean_text=True, strip_accents=True,
+                                  handle_chinese_chars=True, wordpieces_prefix="##")
+
+
 def train_tokenizer(sentences: Iterable[str], cfg: BuildConfig) -> Any:
     """A lowercase BERT WordPiece tokenizer trained with HF `tokenizers` (BERT normalisation:
     clean text, lowercase, strip accents; BERT pre-tokenisation on whitespace and punctuation)."""
@@ -424,8 +439,11 @@ def tokenizers_version() -> str:
 def cache_key(directory: str, relpaths: Sequence[str], cfg: BuildConfig) -> str:
     """sha256 over every input file (path and contents), every build parameter and the `tokenizers`
     version (16 hex digits)."""
-    h = hashlib.sha256(json.dumps({**dataclasses.asdict(cfg), "tokenizers": tokenizers_version()},
-                                  sort_keys=True).encode())
+    params: dict[str, Any] = {**dataclasses.asdict(cfg), "tokenizers": tokenizers_version()}
+    if cfg.vocab_file is not None:
+        with open(cfg.vocab_file, "rb") as f:
+            params["vocab_file"] = hashlib.sha256(f.read()).hexdigest()
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     for rel in relpaths:
         h.update(rel.encode("utf-8") + b"\0")
         with open(os.path.join(directory, rel), "rb") as f:
@@ -457,12 +475,16 @@ def build(out_dir: str, directory: str, relpaths: Sequence[str], cfg: BuildConfi
     if len(train_docs) < 2 or len(eval_docs) < 2:
         raise DataError(f"too few documents in {directory} ({len(train_docs)} training, {len(eval_docs)} "
                         "held out): point PYDOCS_DIR at the python3.11-doc sources")
-    tokenizer = train_tokenizer((s for d in train_docs for s in d), cfg)
+    tokenizer = (load_tokenizer(cfg.vocab_file) if cfg.vocab_file is not None
+                 else train_tokenizer((s for d in train_docs for s in d), cfg))
     tokenizer.save_model(out_dir)  # vocab.txt
     tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     vocab = tokenizer.get_vocab()
-    if len(vocab) > cfg.vocab_size:
-        raise AssertionError(f"trained vocabulary {len(vocab)} > {cfg.vocab_size}")
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if len(vocab) > cfg.vocab_size or missing:
+        raise DataError(f"vocabulary {cfg.vocab_file or '(trained)'} has {len(vocab)} tokens (at most "
+                        f"{cfg.vocab_size} allowed) and lacks {missing or 'none'} of the special tokens: "
+                        "write a new one with `python -m workloads.data.pydocs --train_vocab=PATH`")
     ids = {t: vocab[t] for t in SPECIAL_TOKENS}
     vocab_ids = sorted(i for t, i in vocab.items() if t not in SPECIAL_TOKENS)
 
@@ -522,3 +544,42 @@ def ensure_cache(data_dir: str | None = None, cfg: BuildConfig = BuildConfig(), 
     if progress:
         print(f"pydocs_bert: built {stats['records']} in {stats['build_seconds']} s -> {path}")
     return path
+
+
+def write_trained_vocab(out_path: str, source: str | None = None, cfg: BuildConfig = BuildConfig()) -> int:
+    """Train a vocabulary on the training documents of `source` and write it to `out_path`.
+
+    Why pydocs_bert ships a fixed vocabulary instead of training one per build: the `tokenizers`
+    WordPiece trainer is not deterministic (huggingface/tokenizers#1794: continuing-subword ids are
+    assigned in hash-map order and break ties between merges), so two builds from the same files
+    differed in a few tokens, and through the masking RNG in every record. Returns the token count.
+    """
+    directory = source_dir(source)
+    relpaths = find_sources(directory)
+    by_file = load_documents(directory, relpaths)
+    docs = [d for rel in relpaths if not is_held_out(rel, cfg.held_out_fraction) for d in by_file[rel]]
+    tokenizer = train_tokenizer((s for d in docs for s in d), cfg)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.writelines(token + "\n" for token, _ in vocab)
+    return len(vocab)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m workloads.data.pydocs --train_vocab=PATH [--source=DIR]`: a new vocabulary file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--train_vocab", required=True, help="output vocabulary file")
+    parser.add_argument("--source", default=None, help=f"reST sources (default ${SOURCE_ENV_VAR} or "
+                        f"{DEFAULT_SOURCE_DIR})")
+    args = parser.parse_args(argv)
+    try:
+        count = write_trained_vocab(args.train_vocab, args.source)
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {count} tokens to {args.train_vocab}")
+
+
+if __name__ == "__main__":
+    main()
