@@ -59,6 +59,7 @@ def _run() -> None:
     workload = FLAGS.workload
     hparams = inputs.parse_json_mapping(FLAGS.hparams, "hparams", allow_list=True)
     knobs = inputs.parse_json_mapping(FLAGS.knobs, "knobs")
+    config_label = None
     if FLAGS.config:
         from harness import configs, submissions
         named = configs.load_config(submissions.load(FLAGS.submission), FLAGS.config)
@@ -66,6 +67,7 @@ def _run() -> None:
             raise UserError(f"config {named.name} is for workload {named.workload}, not {workload}; "
                             f"drop --workload or pass --workload={named.workload}")
         workload = named.workload
+        config_label = configs.label(named.name, hparams, knobs)
         hparams = configs.merge_hparams(named.hparams, hparams)
         knobs = {**named.knobs, **knobs}
         print(f"config {named.name}: {named.source}", flush=True)
@@ -76,7 +78,7 @@ def _run() -> None:
         workload=workload, submission=FLAGS.submission, hparams=hparams, knobs=knobs,
         seeds=tuple(inputs.parse_seeds(FLAGS.seeds)), budget=FLAGS.budget, results=FLAGS.results,
         data_dir=FLAGS.data_dir, stop_at_target=FLAGS.stop_at_target, progress=progress,
-        diagnostics_every=FLAGS.diagnostics_every)
+        diagnostics_every=FLAGS.diagnostics_every, config_label=config_label)
     run_sweep(cfg)
 
 

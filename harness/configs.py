@@ -63,3 +63,17 @@ def merge_hparams(base: Any, override: Any) -> Any:
     if isinstance(base, list):
         return [{**phase, **override} for phase in base]
     return {**base, **override}
+
+
+def label(name: str, hparams: Any, knobs: Mapping[str, Any]) -> str:
+    """How results name a run started from config `name` with `hparams` and `knobs` set on top:
+    ``name``, then ``k=v`` pairs sorted by key (a per-phase list as JSON), then ``knobs:k=v``."""
+    parts = [name]
+    if isinstance(hparams, list):
+        parts.append(json.dumps(hparams, sort_keys=True, separators=(",", ":")))
+    elif hparams:
+        parts.append(",".join(f"{k}={hparams[k]:g}" if isinstance(hparams[k], float) else f"{k}={hparams[k]}"
+                              for k in sorted(hparams)))
+    if knobs:
+        parts.append("knobs:" + ",".join(f"{k}={knobs[k]}" for k in sorted(knobs)))
+    return " ".join(parts)

@@ -65,6 +65,9 @@ class SweepConfig:
     progress: bool = True
     # Record the submission's diagnostics (if it defines any) of every k-th step; 0: never.
     diagnostics_every: int = 10
+    # The named configuration the hparams and knobs came from, with what was set on top of it
+    # (e.g. "mlperf learning_rate=10"): the leaderboard's description of the row; None if none.
+    config_label: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +234,8 @@ class Sweep:
             conn, workload=wl.name, submission=self.submission.name,
             submission_path=self.submission.path, hparams=store.canonical_json(self.hparams),
             knobs=store.canonical_json(wl.knobs), hparams_given=store.canonical_json(cfg.hparams),
-            knobs_given=store.canonical_json(cfg.knobs), config_id=self.config_id, seed=seed,
+            knobs_given=store.canonical_json(cfg.knobs), config_label=cfg.config_label,
+            config_id=self.config_id, seed=seed,
             metric=wl.metric, direction=wl.direction.value, target=wl.target,
             step_budget=self.budget, global_batch_size=self.phases[0].global_batch_size,
             compile_seconds=self.compile_seconds, environment=self.environment,

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS runs (
     knobs             TEXT NOT NULL,     -- canonical JSON of the workload knobs
     hparams_given     TEXT NOT NULL DEFAULT '{}',  -- what the user set; the rest are defaults
     knobs_given       TEXT NOT NULL DEFAULT '{}',
+    config_label      TEXT,              -- the named config (--config) and what was set on top; NULL if none
     config_id         TEXT NOT NULL,     -- short hash of (submission, hparams, knobs): the leaderboard row key
     seed              INTEGER NOT NULL,
     status            TEXT NOT NULL,     -- running | completed | diverged | failed

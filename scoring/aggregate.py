@@ -182,8 +182,12 @@ def compact_hparams(hparams_json: str) -> str:
 
 
 def describe_config(run: pd.Series) -> str:
-    """What distinguishes a configuration: the hyperparameters and knobs the user set (not the
-    defaults), e.g. ``learning_rate=0.7,momentum=0.95 knobs:gamma0=0.4``; "defaults" if none."""
+    """What distinguishes a configuration: the named config it started from with what was set on
+    top (``config=mlperf learning_rate=10``), else the hyperparameters and knobs the user set (not
+    the defaults), e.g. ``learning_rate=0.7,momentum=0.95 knobs:gamma0=0.4``; "defaults" if none."""
+    label = run.get("config_label")
+    if isinstance(label, str) and label:
+        return "config=" + label
     given = run.get("hparams_given")
     if not isinstance(given, str):  # databases written before the column existed
         return compact_hparams(run["hparams"])

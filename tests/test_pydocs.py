@@ -252,6 +252,7 @@ def test_fingerprint_warning_names_both_fingerprints(tmp_path: str) -> None:
 def test_harness_cli_short_run_records_evals(corpus: str, tmp_path: str) -> None:
     db = os.path.join(tmp_path, "r.db")
     proc = run_cli("harness", "run", "--workload=pydocs_bert", "--submission=adamw", "--budget=4",
+                   "--config=pydocs_bert", '--hparams={"learning_rate": 0.001}',
                    "--seeds=0", f"--results={db}", f"--data_dir={tmp_path}/cache",
                    env={"PYDOCS_DIR": corpus})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -260,7 +261,9 @@ def test_harness_cli_short_run_records_evals(corpus: str, tmp_path: str) -> None
         status = c.execute("SELECT status FROM runs").fetchall()
     assert status == [("completed",)]
     with sqlite3.connect(db) as c:
-        (env,) = c.execute("SELECT environment FROM runs").fetchone()
+        (env, label, hparams) = c.execute("SELECT environment, config_label, hparams FROM runs").fetchone()
+    assert label == "pydocs_bert learning_rate=0.001"  # the named config and what was set on top
+    assert json.loads(hparams)["learning_rate"] == 0.001 and json.loads(hparams)["eps"] == 0.001
     assert json.loads(env)["data_fingerprint"] in os.listdir(os.path.join(tmp_path, "cache"))
     steps = [e[0] for e in evals]
     assert steps[-1] == 4 and 3 in steps  # end of phase 1 (3 steps) and of phase 2

@@ -33,11 +33,12 @@ def test_old_database_gains_new_columns(tmp_path: str) -> None:
     db = f"{tmp_path}/old.db"
     old = sqlite3.connect(db)
     old.executescript(store.SCHEMA.replace("hparams_given     TEXT NOT NULL DEFAULT '{}',", "")
-                      .replace("knobs_given       TEXT NOT NULL DEFAULT '{}',", ""))
+                      .replace("knobs_given       TEXT NOT NULL DEFAULT '{}',", "")
+                      .replace("config_label      TEXT,", ""))
     old.close()
     conn = store.connect(db)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    assert {"hparams_given", "knobs_given"} <= columns
+    assert {"hparams_given", "knobs_given", "config_label"} <= columns
     store.RunRecorder(conn, **FIELDS)  # new rows can be written
 
 
@@ -46,6 +47,10 @@ def test_describe_config() -> None:
     assert describe_config(row) == "b=2.5 knobs:gamma0=0.4"
     assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": "{}", "knobs_given": "{}"})) == "defaults"
     assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": None})) == "a=1"  # migrated
+    named = pd.Series({"hparams": '{"a":1}', "hparams_given": '{"a":1}', "knobs_given": "{}",
+                       "config_label": "mlperf a=1"})
+    assert describe_config(named) == "config=mlperf a=1"
+    assert describe_config(named.drop("config_label")) == "a=1"  # databases before the column
 
 
 def test_check_writable(tmp_path: str) -> None:
