@@ -14,6 +14,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from harness.spec import DataError
 from tests.conftest import run_cli
 from workloads.data import pretraining_records as records
 from workloads.data import pydocs
@@ -205,6 +206,59 @@ def test_cache_key_and_reuse(corpus: str, built: str, tmp_path: str) -> None:
     with open(os.path.join(copy, rels[0]), "a") as f:
         f.write("\nOne more sentence of ordinary prose is appended here.\n")
     assert pydocs.cache_key(copy, rels, SMALL) != key
+
+
+def test_fixed_vocabulary_builds_are_identical(corpus: str, built: str, tmp_path: str) -> None:
+    """With a vocabulary file two builds give the same records (a trained vocabulary may not:
+    huggingface/tokenizers#1794), and the key depends on the file's contents, not its path."""
+    import shutil
+
+    vocab = os.path.join(tmp_path, "v1", "vocab.txt")
+    os.makedirs(os.path.dirname(vocab))
+    shutil.copy(os.path.join(built, "vocab.txt"), vocab)
+    cfg = dataclasses.replace(SMALL, vocab_file=vocab)
+    first = pydocs.ensure_cache(os.path.join(tmp_path, "a"), cfg, source=corpus, progress=False)
+    second = pydocs.ensure_cache(os.path.join(tmp_path, "b"), cfg, source=corpus, progress=False)
+    assert os.path.basename(first) == os.path.basename(second)
+    for seq_len, part in ((64, "train"), (128, "eval")):
+        x, y = _read_all(first, seq_len, part), _read_all(second, seq_len, part)
+        assert all(np.array_equal(x[k], y[k]) for k in x), (seq_len, part)
+    rels = pydocs.find_sources(corpus)
+    moved = os.path.join(tmp_path, "elsewhere.txt")
+    shutil.copy(vocab, moved)
+    assert pydocs.cache_key(corpus, rels, dataclasses.replace(cfg, vocab_file=moved)) == os.path.basename(first)
+    with open(moved, "a") as f:
+        f.write("extra\n")
+    assert pydocs.cache_key(corpus, rels, dataclasses.replace(cfg, vocab_file=moved)) != os.path.basename(first)
+
+
+def test_bad_vocabulary_file_is_a_one_line_error(corpus: str, built: str, tmp_path: str) -> None:
+    missing = dataclasses.replace(SMALL, vocab_file=os.path.join(tmp_path, "nope.txt"))
+    with pytest.raises(DataError, match="not found.*--train_vocab"):
+        pydocs.build(os.path.join(tmp_path, "out1"), corpus, pydocs.find_sources(corpus), missing, False)
+    no_specials = os.path.join(tmp_path, "plain.txt")
+    with open(no_specials, "w") as f:
+        f.write("the\nof\n##s\n")
+    with pytest.raises(DataError, match="lacks the special token.*MASK"):
+        pydocs.build(os.path.join(tmp_path, "out2"), corpus, pydocs.find_sources(corpus),
+                     dataclasses.replace(SMALL, vocab_file=no_specials), False)
+
+
+def test_train_vocab_cli_writes_a_loadable_vocabulary(corpus: str, tmp_path: str) -> None:
+    out = os.path.join(tmp_path, "vocab.txt")
+    proc = run_cli("workloads.data.pydocs", f"--train_vocab={out}", f"--source={corpus}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tokens = open(out).read().split("\n")[:-1]
+    assert tokens[:5] == list(pydocs.SPECIAL_TOKENS) and len(tokens) == len(set(tokens)) > 100
+    assert pydocs.load_tokenizer(out).encode("the function", add_special_tokens=False).ids
+
+
+def test_workload_vocabulary_is_the_shipped_file() -> None:
+    from workloads.pydocs_bert import BUILD, VOCAB_FILE
+
+    tokens = open(VOCAB_FILE).read().split("\n")[:-1]
+    assert BUILD.vocab_file == VOCAB_FILE and len(tokens) == BUILD.vocab_size == len(set(tokens))
+    assert set(pydocs.SPECIAL_TOKENS) <= set(tokens)
 
 
 # --- workload -----------------------------------------------------------------------------------

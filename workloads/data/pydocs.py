@@ -412,6 +412,12 @@ def load_tokenizer(vocab_file: str) -> Any:
     if not os.path.isfile(vocab_file):
         raise DataError(f"vocabulary file {vocab_file} not found: restore it from the repository or "
                         "write a new one with `python -m workloads.data.pydocs --train_vocab=PATH`")
+    with open(vocab_file, encoding="utf-8") as f:
+        tokens = {line.rstrip("\n") for line in f}
+    missing = [t for t in SPECIAL_TOKENS if t not in tokens]
+    if missing:
+        raise DataError(f"vocabulary file {vocab_file} lacks the special token(s) {', '.join(missing)}: "
+                        "write a new one with `python -m workloads.data.pydocs --train_vocab=PATH`")
     return BertWordPieceTokenizer(vocab_file, lowercase=True, clean_text=True, strip_accents=True,
                                   handle_chinese_chars=True, wordpieces_prefix="##")
 
@@ -480,11 +486,10 @@ def build(out_dir: str, directory: str, relpaths: Sequence[str], cfg: BuildConfi
     tokenizer.save_model(out_dir)  # vocab.txt
     tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     vocab = tokenizer.get_vocab()
-    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
-    if len(vocab) > cfg.vocab_size or missing:
-        raise DataError(f"vocabulary {cfg.vocab_file or '(trained)'} has {len(vocab)} tokens (at most "
-                        f"{cfg.vocab_size} allowed) and lacks {missing or 'none'} of the special tokens: "
-                        "write a new one with `python -m workloads.data.pydocs --train_vocab=PATH`")
+    if len(vocab) > cfg.vocab_size:
+        raise DataError(f"vocabulary {cfg.vocab_file or '(trained)'} has {len(vocab)} tokens, more than "
+                        f"vocab_size {cfg.vocab_size}: write a new one with `python -m workloads.data.pydocs "
+                        "--train_vocab=PATH`")
     ids = {t: vocab[t] for t in SPECIAL_TOKENS}
     vocab_ids = sorted(i for t, i in vocab.items() if t not in SPECIAL_TOKENS)
 
