@@ -1,4 +1,4 @@
-"""CLI: ``python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX]`` and
+"""CLI: ``python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]`` and
 ``python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]`` (grafting ratios).
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
@@ -16,10 +16,11 @@ from absl import logging as absl_logging
 
 from harness import spec, store
 from scoring import aggregate, diagnostics, render
+from workloads import targets
 
 FLAGS = flags.FLAGS
 COMMANDS = ("leaderboard", "diagnostics")
-USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] | "
+USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]")
 
 
@@ -32,10 +33,16 @@ def define_flags() -> None:
                         "PREFIX.html and PREFIX_<workload>.png; diagnostics: the PNG (default "
                         "results/diagnostics_<run>.png).")
     flags.DEFINE_integer("run", None, "diagnostics: the run id whose recorded diagnostics to plot.")
+    flags.DEFINE_bool("rescore", False,
+                      "leaderboard: score every run against its workload's current target in "
+                      "reference_results/targets.json (recomputed from the run's evals) instead of the "
+                      "target recorded with the run.")
 
 
-def run_leaderboard(results: str, workload: str | None, out: str) -> tuple[str, list[str]]:
-    """Score the database at ``results``: (terminal table, paths written). Reads only the database."""
+def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool = False
+                    ) -> tuple[str, list[str]]:
+    """Score the database at ``results``: (terminal table, paths written). Reads only the database
+    (and, with ``rescore``, the targets file)."""
     conn = store.open_readonly(results)
     try:
         runs = aggregate.load_runs(conn)
@@ -47,6 +54,8 @@ def run_leaderboard(results: str, workload: str | None, out: str) -> tuple[str, 
         conn.close()
     runs = aggregate.select_workload(runs, workload)
     evals = evals[evals["run_id"].isin(runs["run_id"])]
+    if rescore:
+        runs = aggregate.rescore(runs, evals, targets.current_targets())
     board = aggregate.leaderboard(runs)
     curves = aggregate.learning_curves(runs, evals)
     paths = render.write_reports(board, curves, out)
@@ -67,7 +76,8 @@ def main(argv: Sequence[str]) -> int:
             out = FLAGS.out or f"results/diagnostics_{FLAGS.run}.png"
             print(f"wrote {diagnostics.write_png(FLAGS.results, FLAGS.run, out)}")
             return 0
-        table, paths = run_leaderboard(FLAGS.results, FLAGS.workload, FLAGS.out or "results/leaderboard")
+        table, paths = run_leaderboard(FLAGS.results, FLAGS.workload, FLAGS.out or "results/leaderboard",
+                                       FLAGS.rescore)
     except spec.UserError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2

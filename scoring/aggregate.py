@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,29 @@ def time_to_target(evals: pd.DataFrame, target: float, direction: str) -> tuple[
         return None
     first = ordered[hit.to_numpy()].iloc[0]
     return int(first["step"]), float(first["train_seconds"])
+
+
+def rescore(runs: pd.DataFrame, evals: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
+    """The runs scored against ``targets`` (workload -> target) instead of the targets recorded
+    with them: ``target``, ``steps_to_target`` and ``seconds_to_target`` recomputed from each run's
+    evals with ``time_to_target``. Runs of workloads not in ``targets`` are unchanged.
+
+    Targets are revised (a new target-setting run, new data); the evals keep every run scorable
+    against the new one. A run stopped at its old target (``--stop_at_target``) has no evals past
+    it, so a higher target counts as missed.
+    """
+    out = runs.copy()
+    by_run = dict(tuple(evals.groupby("run_id"))) if not evals.empty else {}
+    for index, run in out.iterrows():
+        target = targets.get(run["workload"])
+        if target is None:
+            continue
+        run_evals = by_run.get(run["run_id"])
+        hit = None if run_evals is None else time_to_target(run_evals, float(target), run["direction"])
+        out.at[index, "target"] = float(target)
+        out.at[index, "steps_to_target"] = math.nan if hit is None else float(hit[0])
+        out.at[index, "seconds_to_target"] = math.nan if hit is None else hit[1]
+    return out
 
 
 def misses_as_inf(values: Iterable[float | None]) -> np.ndarray:

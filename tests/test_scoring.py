@@ -381,3 +381,26 @@ def test_cli_does_not_modify_db(db, tmp_path: Path) -> None:
     conn.close()
     assert snapshot(path) == before
     assert os.access(path, os.R_OK)
+
+
+def test_rescore_recomputes_time_to_target_from_evals() -> None:
+    runs = pd.DataFrame([
+        {"run_id": 1, "workload": "w", "direction": "maximize", "target": 0.5,
+         "steps_to_target": 10.0, "seconds_to_target": 1.0},
+        {"run_id": 2, "workload": "w", "direction": "maximize", "target": 0.5,
+         "steps_to_target": 20.0, "seconds_to_target": 2.0},
+        {"run_id": 3, "workload": "other", "direction": "minimize", "target": 0.1,
+         "steps_to_target": 5.0, "seconds_to_target": 0.5}])
+    evals = pd.DataFrame([
+        {"run_id": 1, "step": 10, "train_seconds": 1.0, "valid_metric": 0.55},
+        {"run_id": 1, "step": 20, "train_seconds": 2.0, "valid_metric": 0.62},
+        {"run_id": 2, "step": 20, "train_seconds": 2.5, "valid_metric": 0.51},
+        {"run_id": 2, "step": 30, "train_seconds": 3.5, "valid_metric": 0.58}])
+    out = aggregate.rescore(runs, evals, {"w": 0.6})
+    assert out["target"].tolist() == [0.6, 0.6, 0.1]
+    assert out.loc[0, "steps_to_target"] == 20 and out.loc[0, "seconds_to_target"] == 2.0
+    assert math.isnan(out.loc[1, "steps_to_target"]) and math.isnan(out.loc[1, "seconds_to_target"])
+    assert out.loc[2, "steps_to_target"] == 5  # workload without a new target: unchanged
+    assert runs.loc[1, "steps_to_target"] == 20  # the input is not modified
+    lower = aggregate.rescore(runs, evals, {"w": 0.5})
+    assert lower["steps_to_target"].tolist()[:2] == [10, 20]

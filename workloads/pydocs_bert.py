@@ -16,8 +16,7 @@ the most frequent token), so the target would be meaningless; at 300 steps x 128
 (AdamW with eps 0.001) leaves it by step 120 and reaches 0.097-0.098. Step budget and target: reference_results/targets.json (harness/set_target.py,
 see reference_results/README.md); the phases are that budget split 90/10. Metric: held-out
 masked-LM accuracy on the seq-128 records of the held-out files (validation/test = even/odd
-records; 694 records when the target was set, 718 from python3.11-doc 3.11.2-6+deb12u9 with
-tokenizers 0.23.3: the records depend on both, and every run records which it used as its
+records; 718 records with the shipped vocabulary; every run records the data's cache key as its
 `data_fingerprint`). Evaluation every 40 steps and at the end of each phase.
 """
 

@@ -21,6 +21,12 @@ def target_for(workload: str) -> tuple[float, int]:
     return float(entry["target"]), int(entry["step_budget"])
 
 
+def current_targets() -> dict[str, float]:
+    """workload -> target of every entry of reference_results/targets.json (read now, not cached)."""
+    with open(TARGETS_FILE) as f:
+        return {name: float(entry["target"]) for name, entry in json.load(f).items()}
+
+
 def data_fingerprint(data: object) -> str | None:
     """The fingerprint a workload's loaded data carries (its `fingerprint` attribute), else None."""
     value = getattr(data, "fingerprint", None)

@@ -3,7 +3,9 @@
 Pipeline (`build`): the reStructuredText sources (`*.rst.txt`) -> `clean_rst` (markup removed, code
 dropped, prose paragraphs kept) -> documents (one per section) and sentences -> a held-out split by
 *file* (a stable sha256 of the relative path; never Python's salted hash()) -> a lowercase WordPiece
-vocabulary trained with HF `tokenizers` on the training documents only -> create_pretraining_data.py
+vocabulary: a fixed file (`BuildConfig.vocab_file`; pydocs_bert ships one trained with HF `tokenizers`
+on the training documents, see `write_trained_vocab` for why it is not retrained per build) or,
+without one, trained on the training documents -> create_pretraining_data.py
 of google-research/bert, ported (`_instances_from_document`, `_mask`): sentence pairs with
 next-sentence labels, 15% masking 80/10/10 -> the official TFRecord format
 (workloads/data/pretraining_records.write_records) in the layout the BERT reader expects:
@@ -13,8 +15,8 @@ next-sentence labels, 15% masking 80/10/10 -> the official TFRecord format
 
 Cache: `<root>/<key>/`, root = the `data_dir` argument, else $PYDOCS_BERT_CACHE, else
 ~/.cache/largebatch-bench/pydocs_bert; key = sha256 of every input file's path and contents and of
-every build parameter (BuildConfig, including CODE_VERSION) and of the installed `tokenizers` version
-(its WordPiece trainer decides the vocabulary). The key is also the data's fingerprint: runs record it
+every build parameter (BuildConfig, including CODE_VERSION; the vocabulary file by its contents) and
+of the installed `tokenizers` version. The key is also the data's fingerprint: runs record it
 in their environment and target-setting in reference_results/targets.json. The build writes into a temporary
 sibling directory and renames it into place, so a killed build never leaves a half cache.
 
