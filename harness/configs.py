@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from harness import store
 from harness.spec import UserError
 from harness.submissions import Submission
 
@@ -72,8 +73,7 @@ def label(name: str, hparams: Any, knobs: Mapping[str, Any]) -> str:
     if isinstance(hparams, list):
         parts.append(json.dumps(hparams, sort_keys=True, separators=(",", ":")))
     elif hparams:
-        parts.append(",".join(f"{k}={hparams[k]:g}" if isinstance(hparams[k], float) else f"{k}={hparams[k]}"
-                              for k in sorted(hparams)))
+        parts.append(store.compact_pairs(hparams))
     if knobs:
         parts.append("knobs:" + ",".join(f"{k}={knobs[k]}" for k in sorted(knobs)))
     return " ".join(parts)

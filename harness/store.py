@@ -76,6 +76,17 @@ def canonical_json(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def compact_pairs(mapping: Mapping[str, Any]) -> str:
+    """``k=v`` pairs sorted by key, comma-separated: floats in ``%g`` form, booleans lowercase (how
+    the leaderboard and run labels show hyperparameters)."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ",".join(f"{k}={value(mapping[k])}" for k in sorted(mapping))
+
+
 def check_writable(path: str) -> None:
     """Raise UserError unless a database can be created or opened for writing at `path`."""
     directory = os.path.dirname(os.path.abspath(path)) or "."

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import store
 from harness.spec import UserError
 
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
@@ -182,14 +183,6 @@ def _median(values: pd.Series) -> float:
     return float(clean.median()) if len(clean) else math.nan
 
 
-def _format_hparam(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def compact_hparams(hparams_json: str) -> str:
     """``k=v`` pairs, comma-separated and sorted by key, with floats in ``%g`` form.
 
@@ -201,7 +194,7 @@ def compact_hparams(hparams_json: str) -> str:
         return str(hparams_json)
     if not isinstance(hparams, dict):
         return str(hparams_json)
-    return ",".join(f"{k}={_format_hparam(hparams[k])}" for k in sorted(hparams))
+    return store.compact_pairs(hparams)
 
 
 def describe_config(run: pd.Series) -> str:

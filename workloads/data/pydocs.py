@@ -262,6 +262,14 @@ def is_held_out(relpath: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
+def split_by_file(by_file: dict[str, list[Document]], relpaths: Sequence[str], fraction: float
+                  ) -> tuple[set[str], list[Document], list[Document]]:
+    """(held-out files, training documents, held-out documents), in `relpaths` order."""
+    held = {rel for rel in relpaths if is_held_out(rel, fraction)}
+    train = [d for rel in relpaths if rel not in held for d in by_file[rel]]
+    return held, train, [d for rel in relpaths if rel in held for d in by_file[rel]]
+
+
 def source_dir(explicit: str | None = None) -> str:
     """The reST sources: the argument, else $PYDOCS_DIR, else the python3.11-doc location."""
     directory = explicit or os.environ.get(SOURCE_ENV_VAR) or DEFAULT_SOURCE_DIR
@@ -477,9 +485,7 @@ def build(out_dir: str, directory: str, relpaths: Sequence[str], cfg: BuildConfi
     start = time.perf_counter()
     rng = random.Random(cfg.seed)
     by_file = load_documents(directory, relpaths)
-    held = {rel for rel in relpaths if is_held_out(rel, cfg.held_out_fraction)}
-    train_docs = [d for rel in relpaths if rel not in held for d in by_file[rel]]
-    eval_docs = [d for rel in relpaths if rel in held for d in by_file[rel]]
+    held, train_docs, eval_docs = split_by_file(by_file, relpaths, cfg.held_out_fraction)
     if len(train_docs) < 2 or len(eval_docs) < 2:
         raise DataError(f"too few documents in {directory} ({len(train_docs)} training, {len(eval_docs)} "
                         "held out): point PYDOCS_DIR at the python3.11-doc sources")
@@ -564,7 +570,7 @@ def write_trained_vocab(out_path: str, source: str | None = None, cfg: BuildConf
     directory = source_dir(source)
     relpaths = find_sources(directory)
     by_file = load_documents(directory, relpaths)
-    docs = [d for rel in relpaths if not is_held_out(rel, cfg.held_out_fraction) for d in by_file[rel]]
+    _, docs, _ = split_by_file(by_file, relpaths, cfg.held_out_fraction)
     tokenizer = train_tokenizer((s for d in docs for s in d), cfg)
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     with open(out_path, "w", encoding="utf-8") as f:
