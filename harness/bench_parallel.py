@@ -29,7 +29,7 @@ def seconds_per_step(workload: object, data: object, mesh: object, steps: int) -
 
     from harness import parallel, submissions
     from harness.spec import SubmissionContext
-    from harness.training import TrainState, make_train_step
+    from harness.training import TrainState, donate_state, make_train_step
 
     sub = submissions.load("nesterov")
     hp = dict(sub.defaults)
@@ -37,7 +37,8 @@ def seconds_per_step(workload: object, data: object, mesh: object, steps: int) -
     ctx = SubmissionContext(workload.name, types, 100, workload.global_batch_size,  # type: ignore[attr-defined]
                             tuple(workload.phases))  # type: ignore[attr-defined]
     state = parallel.put_replicated(TrainState(params, model_state, sub.init(params, hp, ctx)), mesh)
-    step = jax.jit(make_train_step(workload, sub.update, hp, ctx, mesh), donate_argnums=0)
+    step = jax.jit(make_train_step(workload, sub.update, hp, ctx, mesh),
+                   donate_argnums=0 if donate_state() else ())
     batches = workload.train_batches(data, 0)  # type: ignore[attr-defined]
     state, _ = step(state, parallel.put_batch(next(batches), mesh), jax.random.PRNGKey(0), np.int32(0))
     jax.block_until_ready(state)  # compiled and warm
