@@ -27,7 +27,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -41,6 +41,7 @@ from absl import logging as absl_logging
 from harness import store
 from harness.runner import Sweep, SweepConfig
 from harness.spec import Workload
+from harness.timing import alternate, best_time_ratio, median_and_quartiles
 from harness.training import accumulate_gradients
 from workloads.fashion_mnist import FashionMnistResNet
 from workloads.models.resnet import ResNet
@@ -113,30 +114,6 @@ def harness_loop(sweep: Sweep, conn: Any) -> list[float]:
     cumulative = [row[0] for row in conn.execute(
         "SELECT train_seconds FROM evals WHERE run_id = ? ORDER BY step", (run_id,))]
     return list(np.diff(cumulative, prepend=0.0))
-
-
-def best_time_ratio(fast: list[list[float]], slow: list[list[float]]) -> float:
-    """sum over segments of (fastest time of the segment in `fast` runs) / same for `slow`."""
-    return float(np.sum(np.min(fast, axis=0)) / np.sum(np.min(slow, axis=0)))
-
-
-def median_and_quartiles(values: Sequence[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}"
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return f"{statistics.median(values):.3f} (interquartile range {q1:.3f}-{q3:.3f})"
-
-
-def alternate(sides: dict[str, Callable[[], Any]], rounds: int,
-              report: Callable[[int, dict[str, list[Any]]], None]) -> dict[str, list[Any]]:
-    """Run every side once per round, in forward order on even rounds and reverse on odd (ABBA)."""
-    names = list(sides)
-    times: dict[str, list[Any]] = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names if r % 2 == 0 else names[::-1]:
-            times[n].append(sides[n]())
-        report(r, times)
-    return times
 
 
 def gradient_step(workload: Workload, micro_batch_size: int) -> Callable[..., Any]:

@@ -3,14 +3,13 @@ a mesh of 2 devices versus 1, measured alternately in one run.
 
   python -m harness.bench_parallel [--workload=fashion_mnist_resnet] [--steps=10] [--rounds=3]
 
-On a CPU-only machine the devices are host devices: the script re-executes itself with
+Rounds alternate which side goes first (ABBA). On a CPU-only machine the devices are host devices: the script re-executes itself with
 XLA_FLAGS=--xla_force_host_platform_device_count=2 when jax sees fewer than 2 devices.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 
@@ -63,6 +62,7 @@ def main(argv: list[str]) -> None:
         os.execve(sys.executable, [sys.executable, "-m", "harness.bench_parallel", *sys.argv[1:]], env)
 
     from harness import parallel
+    from harness.timing import alternate, median_and_quartiles
     from workloads import get_workload
 
     wl = get_workload(FLAGS.workload)
@@ -70,14 +70,15 @@ def main(argv: list[str]) -> None:
     meshes = {1: parallel.data_mesh(jax.devices()[:1]), 2: parallel.data_mesh(jax.devices()[:2])}
     print(f"{wl.name}: global batch {wl.global_batch_size}, micro-batch {wl.micro_batch_size}, "
           f"{FLAGS.steps} steps x {FLAGS.rounds} rounds; devices {jax.devices()[:2]}")
-    times: dict[int, list[float]] = {1: [], 2: []}
-    for r in range(FLAGS.rounds):
-        for n in (1, 2):
-            times[n].append(seconds_per_step(wl, data, meshes[n], FLAGS.steps))
-        print(f"  round {r}: 1 device {times[1][-1]:.3f} s/step, 2 devices {times[2][-1]:.3f} s/step",
-              flush=True)
-    speedup = statistics.median(times[1]) / statistics.median(times[2])
-    print(f"2-device speedup over 1 device (medians): {speedup:.2f}x")
+    sides = {n: (lambda n=n: seconds_per_step(wl, data, meshes[n], FLAGS.steps)) for n in (1, 2)}
+
+    def report(r: int, t: dict[int, list[float]]) -> None:
+        print(f"  round {r}: 1 device {t[1][-1]:.3f} s/step, 2 devices {t[2][-1]:.3f} s/step", flush=True)
+
+    times = alternate(sides, FLAGS.rounds, report)
+    speedups = [one / two for one, two in zip(times[1], times[2])]
+    print(f"2-device speedup over 1 device, median of the per-round ratios: "
+          f"{median_and_quartiles(speedups)}x")
 
 
 if __name__ == "__main__":

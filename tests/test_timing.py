@@ -1,8 +1,8 @@
-"""The measurement logic of harness.bench (not timings: those are the script's job)."""
+"""The measurement logic of the benchmark scripts (harness.timing) (not timings: those are the script's job)."""
 
 from __future__ import annotations
 
-from harness.bench import alternate, best_time_ratio, median_and_quartiles
+from harness.timing import alternate, best_time_ratio, median_and_quartiles
 
 
 def test_alternate_runs_every_side_once_per_round_in_abba_order() -> None:
