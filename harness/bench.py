@@ -60,8 +60,9 @@ LR, MOMENTUM = 0.1, 0.9  # any values: only speed is measured
 
 
 def bare_loop(sweep: Sweep, steps: int, evaluate: bool = True) -> list[float]:
-    """Seconds of each segment between evaluations of `steps` steps of a hand-written loop: scan over micro-batches, then the same
-    submission update (Nesterov with the same hparams, schedule and weight decay) as the harness.
+    """Seconds of each segment between evaluations of `steps` steps of a hand-written loop: scan
+    over micro-batches, then the same submission update (Nesterov with the same hparams, schedule
+    and weight decay) as the harness.
 
     With `evaluate`, it pauses its clock for the same evaluations (validation and test) at the same
     cadence as the harness, so both sides do the same work.
