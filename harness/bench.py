@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,7 +43,6 @@ from harness.spec import Workload
 from harness.timing import alternate, best_time_ratio, median_and_quartiles
 from harness.training import accumulate_gradients
 from workloads.fashion_mnist import FashionMnistResNet
-from workloads.models.resnet import ResNet
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workload", "fashion_mnist_resnet", "Workload to measure.")
@@ -161,12 +159,9 @@ class ReferenceResNet(FashionMnistResNet):
     micro-batches of 64). Used only to show how accumulation pays as the network grows."""
 
     name = "fashion_mnist_resnet_reference_width"
-
-    def build_model(self) -> nn.Module:
-        return ResNet(num_classes=10, stage_sizes=(1, 1, 1), widths=(16, 32, 64), expansion=2,
-                      stem_features=16, stem_kernel=3, stem_stride=1, stem_pool=False,
-                      bn_momentum=self.knobs["bn_momentum"], bn_epsilon=self.knobs["bn_epsilon"],
-                      gamma0=self.knobs["gamma0"])
+    widths = (16, 32, 64)
+    stem_features = 16
+    stem_stride = 1
 
 
 def main(argv: list[str]) -> None:
