@@ -34,25 +34,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
-from absl import logging as absl_logging
+from absl import flags
 
-from harness import store
-from harness.runner import Sweep, SweepConfig
+from harness import cli, plan, store
+from harness.runner import RunOptions, Sweep
 from harness.spec import Workload
 from harness.timing import alternate, best_time_ratio, median_and_quartiles
 from harness.training import accumulate_gradients
 from workloads.fashion_mnist import FashionMnistResNet
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workload", "fashion_mnist_resnet", "Workload to measure.")
-flags.DEFINE_integer("steps", 39, "Training steps per measurement (one epoch of the ResNet workload).")
-flags.DEFINE_integer("rounds", 10, "Alternating rounds of harness vs bare loop.")
-flags.DEFINE_integer("accumulation_rounds", 5, "Alternating rounds of micro-batches vs one big batch.")
-flags.DEFINE_bool("reference_network", True,
-                  "Also measure accumulation on the wider reference network (about 2 minutes).")
-flags.DEFINE_bool("bare_without_evals", False,
-                  "Also time the bare loop without evaluations in every round.")
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("workload", "fashion_mnist_resnet", "Workload to measure.", flag_values=fv)
+    flags.DEFINE_integer("steps", 39, "Training steps per measurement (one epoch of the ResNet "
+                         "workload).", flag_values=fv)
+    flags.DEFINE_integer("rounds", 10, "Alternating rounds of harness vs bare loop.", flag_values=fv)
+    flags.DEFINE_integer("accumulation_rounds", 5, "Alternating rounds of micro-batches vs one big "
+                         "batch.", flag_values=fv)
+    flags.DEFINE_bool("reference_network", True, "Also measure accumulation on the wider reference "
+                      "network (about 2 minutes).", flag_values=fv)
+    flags.DEFINE_bool("bare_without_evals", False, "Also time the bare loop without evaluations in "
+                      "every round.", flag_values=fv)
 
 LR, MOMENTUM = 0.1, 0.9  # any values: only speed is measured
 
@@ -67,8 +69,9 @@ def bare_loop(sweep: Sweep, steps: int, evaluate: bool = True) -> list[float]:
     """
     workload, data = sweep.workload, sweep.data
     eval_sums = jax.jit(workload.eval_sums)
-    sub, hparams, ctx = sweep.submission, sweep.hparams, sweep.ctx
-    n_micro = workload.global_batch_size // workload.micro_batch_size
+    first = sweep.plan.phases[0]
+    sub, hparams, ctx = sweep.plan.submission, first.hparams, first.ctx
+    n_micro = first.phase.global_batch_size // first.phase.micro_batch_size
 
     @jax.jit
     def step(params: Any, model_state: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
@@ -110,8 +113,8 @@ def harness_loop(sweep: Sweep, conn: Any) -> list[float]:
     """Training seconds of each segment between evaluations, as the harness measured and recorded
     them itself (eval excluded, synced): differences of the cumulative seconds of its evals."""
     run_id = sweep.run_seed(conn, seed=0).run_id
-    cumulative = [row[0] for row in conn.execute(
-        "SELECT train_seconds FROM evals WHERE run_id = ? ORDER BY step", (run_id,))]
+    with store.ResultsReader(sweep.options.results) as results:
+        cumulative = results.evals(run_id)["train_seconds"].tolist()
     return list(np.diff(cumulative, prepend=0.0))
 
 
@@ -135,8 +138,9 @@ def accumulation_speedup(workload: Workload, data: Any, rounds: int, steps: int)
     params, model_state, _ = workload.init(jax.random.PRNGKey(0))
     batch = next(workload.train_batches(data, 0))
     args = (params, model_state, batch, jax.random.PRNGKey(0))
-    fns = {"micro-batches": gradient_step(workload, workload.micro_batch_size),
-           "one big batch": gradient_step(workload, workload.global_batch_size)}
+    phase = workload.phases[0]
+    fns = {"micro-batches": gradient_step(workload, phase.micro_batch_size),
+           "one big batch": gradient_step(workload, phase.global_batch_size)}
     for fn in fns.values():
         jax.block_until_ready(fn(*args))  # compile
     sides = {name: (lambda fn=fn: seconds_per_step(fn, args, steps)) for name, fn in fns.items()}
@@ -147,8 +151,8 @@ def accumulation_speedup(workload: Workload, data: Any, rounds: int, steps: int)
 
     t = alternate(sides, rounds, report)
     ratios = [b / m for b, m in zip(t["one big batch"], t["micro-batches"])]
-    print(f"  speedup of {workload.global_batch_size // workload.micro_batch_size} micro-batches of "
-          f"{workload.micro_batch_size} over one batch of {workload.global_batch_size}: "
+    print(f"  speedup of {phase.global_batch_size // phase.micro_batch_size} micro-batches of "
+          f"{phase.micro_batch_size} over one batch of {phase.global_batch_size}: "
           f"{median_and_quartiles(ratios)}x  (goal >= 2.5x)")
     return statistics.median(ratios)
 
@@ -164,21 +168,20 @@ class ReferenceResNet(FashionMnistResNet):
     stem_stride = 1
 
 
-def main(argv: list[str]) -> None:
-    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
+def main(argv: list[str], fv: flags.FlagValues) -> int:
     del argv
-    steps = FLAGS.steps
+    steps = fv.steps
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = SweepConfig(workload=FLAGS.workload, submission="nesterov", budget=steps,
-                          hparams={"learning_rate": LR, "momentum": MOMENTUM},
-                          results=os.path.join(tmp, "bench.db"), progress=False)
-        sweep = Sweep(cfg)
+        options = RunOptions(results=os.path.join(tmp, "bench.db"), progress=False)
+        sweep = Sweep(plan.build(fv.workload, "nesterov", budget=steps,
+                                 hparams={"learning_rate": LR, "momentum": MOMENTUM}), options)
         workload, data = sweep.workload, sweep.data
-        print(f"{workload.name}: global batch {workload.global_batch_size}, micro-batch "
-              f"{workload.micro_batch_size}, {steps} steps x {FLAGS.rounds} rounds, devices {jax.devices()}")
-        conn = store.connect(cfg.results)
+        phase = sweep.plan.phases[0].phase
+        print(f"{workload.name}: global batch {phase.global_batch_size}, micro-batch "
+              f"{phase.micro_batch_size}, {steps} steps x {fv.rounds} rounds, devices {jax.devices()}")
+        conn = store.connect(options.results)
         sides = {"harness": lambda: harness_loop(sweep, conn), "bare": lambda: bare_loop(sweep, steps)}
-        if FLAGS.bare_without_evals:
+        if fv.bare_without_evals:
             sides["bare without evals"] = lambda: bare_loop(sweep, steps, evaluate=False)
 
         def report(r: int, segments: dict[str, list[list[float]]]) -> None:
@@ -186,7 +189,7 @@ def main(argv: list[str]) -> None:
             ratio = sum(segments["bare"][-1]) / sum(segments["harness"][-1])
             print(f"  round {r}: {line} (ratio {ratio:.3f})", flush=True)
 
-        segments = alternate(sides, FLAGS.rounds, report)
+        segments = alternate(sides, fv.rounds, report)
         conn.close()
     t = {name: [sum(s) for s in runs] for name, runs in segments.items()}
     ratios = [b / h for b, h in zip(t["bare"], t["harness"])]
@@ -194,21 +197,21 @@ def main(argv: list[str]) -> None:
           f"{median_and_quartiles(ratios)}  (goal >= 0.98); ratio of medians "
           f"{statistics.median(t['bare']) / statistics.median(t['harness']):.3f}; ratio of the best "
           f"times of each segment: {best_time_ratio(segments['bare'], segments['harness']):.3f}")
-    if FLAGS.bare_without_evals:
+    if fv.bare_without_evals:
         no_eval = [b / h for b, h in zip(t["bare without evals"], t["harness"])]
         print(f"harness/bare-without-evals ratio: {median_and_quartiles(no_eval)}; best times "
               f"{best_time_ratio(segments['bare without evals'], segments['harness']):.3f}")
 
     accumulation_steps = max(3, steps // 8)
-    print(f"accumulation on {workload.name}, {accumulation_steps} steps x {FLAGS.accumulation_rounds} rounds:")
-    accumulation_speedup(workload, data, FLAGS.accumulation_rounds, accumulation_steps)
-    if FLAGS.reference_network and isinstance(workload, FashionMnistResNet):
+    print(f"accumulation on {workload.name}, {accumulation_steps} steps x {fv.accumulation_rounds} rounds:")
+    accumulation_speedup(workload, data, fv.accumulation_rounds, accumulation_steps)
+    if fv.reference_network and isinstance(workload, FashionMnistResNet):
         reference = ReferenceResNet(workload.knobs)
         print(f"accumulation on the reference network (stem stride 1, widths 16/32/64), "
-              f"3 steps x {FLAGS.accumulation_rounds} rounds:")
-        accumulation_speedup(reference, data, FLAGS.accumulation_rounds, 3)
+              f"3 steps x {fv.accumulation_rounds} rounds:")
+        accumulation_speedup(reference, data, fv.accumulation_rounds, 3)
+    return 0
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
-    app.run(main)
+    cli.run(define_flags, main)

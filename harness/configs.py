@@ -7,6 +7,11 @@ A configuration reproduces a setting from a paper (Nado et al. Table 6 Configura
 
 `python -m harness run --submission=S --config=NAME` uses it; --hparams and --knobs given as well
 override single keys of it.
+
+A grafted submission M#D (harness/submission_loader.py) without a config of that name takes its
+children's: M's configs/NAME.json with every hparam prefixed ``M.``, D's prefixed ``D.`` (either or
+both; they must name the same workload and agree on knobs). So ``--submission=adamw#sgd
+--config=pydocs_bert`` runs AdamW's tuned pydocs_bert setting as M.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import store
-from harness.spec import UserError
-from harness.submissions import Submission
+from harness.errors import UserError
+from harness.formatting import compact_hparams, compact_pairs
+from harness.submission_loader import Submission
+
+FIELDS = frozenset({"workload", "source", "hparams", "knobs", "notes"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,14 +39,7 @@ class NamedConfig:
     knobs: Mapping[str, Any]
 
 
-def load_config(submission: Submission, name_or_path: str) -> NamedConfig:
-    """The configuration `name_or_path` (a name in the submission's configs/ or a .json path)."""
-    path = name_or_path if name_or_path.endswith(".json") else \
-        os.path.join(submission.configs_dir, name_or_path + ".json")
-    if not os.path.isfile(path):
-        known = ", ".join(submission.config_names()) or "none"
-        raise UserError(f"unknown config {name_or_path!r} for submission {submission.name} (known: {known}); "
-                        "pass a name from its configs/ directory or a path to a .json file")
+def _read(path: str) -> NamedConfig:
     try:
         with open(path) as f:
             raw = json.load(f)
@@ -47,11 +47,80 @@ def load_config(submission: Submission, name_or_path: str) -> NamedConfig:
         raise UserError(f"config {path}: cannot parse: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("workload"), str):
         raise UserError(f"config {path} must be a JSON object with a \"workload\" name and \"hparams\"")
-    unknown = set(raw) - {"workload", "source", "hparams", "knobs", "notes"}
+    unknown = set(raw) - FIELDS
     if unknown:
         raise UserError(f"config {path}: unknown field(s) {', '.join(sorted(unknown))}")
     return NamedConfig(os.path.splitext(os.path.basename(path))[0], os.path.abspath(path), raw["workload"],
                        str(raw.get("source", "")), raw.get("hparams", {}), dict(raw.get("knobs", {})))
+
+
+def _find(submission: Submission, name: str) -> NamedConfig | None:
+    """The submission's own config `name`, else its children's (grafts, prefixed M./D.), else None."""
+    path = os.path.join(submission.configs_dir, name + ".json")
+    if os.path.isfile(path):
+        return _read(path)
+    if submission.children is None:
+        return None
+    from submissions.lib.graft_protocol import PREFIX_D, PREFIX_M, SEP
+
+    found = [(prefix, c) for prefix, child in zip((PREFIX_M, PREFIX_D), submission.children)
+             if (c := _find(child, name)) is not None]
+    if not found:
+        return None
+    workloads = {c.workload for _, c in found}
+    if len(workloads) > 1:
+        raise UserError(f"config {name} of the children of {submission.name} names different workloads "
+                        f"({', '.join(sorted(workloads))}); pass --hparams with M./D. keys instead")
+    knobs: dict[str, Any] = {}
+    for _, c in found:
+        for k, v in c.knobs.items():
+            if knobs.setdefault(k, v) != v:
+                raise UserError(f"config {name} of the children of {submission.name} sets knob {k} to "
+                                f"{knobs[k]} and {v}; pass --knobs to choose")
+    return NamedConfig(name, "; ".join(c.path for _, c in found), found[0][1].workload,
+                       "; ".join(f"{prefix}: {c.source}" for prefix, c in found),
+                       _prefixed([(prefix + SEP, c.hparams) for prefix, c in found]), knobs)
+
+
+def _prefixed(parts: Sequence[tuple[str, Any]]) -> Any:
+    """The children's hparams with their prefixes, in one mapping; one mapping per phase when any
+    child's config is a per-phase list (the mappings of the others then apply to every phase)."""
+    lengths = {len(h) for _, h in parts if isinstance(h, list)}
+    if len(lengths) > 1:
+        raise UserError("the children's configs give per-phase hparams for different numbers of phases")
+
+    def phase(k: int | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for prefix, h in parts:
+            mapping = h[k] if isinstance(h, list) and k is not None else h
+            out.update({prefix + key: v for key, v in mapping.items()})
+        return out
+
+    return [phase(k) for k in range(lengths.pop())] if lengths else phase(None)
+
+
+def known_names(submission: Submission) -> list[str]:
+    """Config names usable with `submission`: its own, and (grafts) its children's."""
+    names = set(submission.config_names())
+    for child in submission.children or ():
+        names.update(known_names(child))
+    return sorted(names)
+
+
+def load_config(submission: Submission, name_or_path: str) -> NamedConfig:
+    """The configuration `name_or_path` (a name in the submission's configs/, or in its children's
+    for a graft, or a .json path)."""
+    if name_or_path.endswith(".json"):
+        if not os.path.isfile(name_or_path):
+            raise UserError(f"config file {name_or_path} does not exist; pass a config name of "
+                            f"{submission.name} ({', '.join(known_names(submission)) or 'none'}) or a path")
+        return _read(name_or_path)
+    found = _find(submission, name_or_path)
+    if found is None:
+        known = ", ".join(known_names(submission)) or "none"
+        raise UserError(f"unknown config {name_or_path!r} for submission {submission.name} (known: {known}); "
+                        "pass a name from its configs/ directory or a path to a .json file")
+    return found
 
 
 def merge_hparams(base: Any, override: Any) -> Any:
@@ -66,14 +135,13 @@ def merge_hparams(base: Any, override: Any) -> Any:
     return {**base, **override}
 
 
-def label(name: str, hparams: Any, knobs: Mapping[str, Any]) -> str:
+def label(name: str, hparams: Mapping[str, Any] | Sequence[Mapping[str, Any]], knobs: Mapping[str, Any]
+          ) -> str:
     """How results name a run started from config `name` with `hparams` and `knobs` set on top:
-    ``name``, then ``k=v`` pairs sorted by key (a per-phase list as JSON), then ``knobs:k=v``."""
+    ``name``, then the hparams as harness.formatting.compact_hparams, then ``knobs:k=v``."""
     parts = [name]
-    if isinstance(hparams, list):
-        parts.append(json.dumps(hparams, sort_keys=True, separators=(",", ":")))
-    elif hparams:
-        parts.append(store.compact_pairs(hparams))
+    if hparams:
+        parts.append(compact_hparams(hparams))
     if knobs:
-        parts.append("knobs:" + ",".join(f"{k}={knobs[k]}" for k in sorted(knobs)))
+        parts.append("knobs:" + compact_pairs(knobs))
     return " ".join(parts)

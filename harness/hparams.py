@@ -7,11 +7,11 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import spec
+from harness.errors import UserError
 
 
 def _coerce(name: str, value: Any, default: Any, submission: str) -> Any:
-    """``value`` converted to the type of ``default``, or spec.UserError (one line)."""
+    """``value`` converted to the type of ``default``, or UserError (one line)."""
     is_bool = isinstance(value, bool)
     if isinstance(default, bool):
         ok, kind, convert = is_bool, "bool (true/false)", bool
@@ -25,11 +25,11 @@ def _coerce(name: str, value: Any, default: Any, submission: str) -> Any:
         raise TypeError(f"default of hparam {name!r} of {submission} has unsupported type "
                         f"{type(default).__name__}")
     if not ok:
-        raise spec.UserError(f"hparam {name!r} of submission {submission} must be a {kind} like its "
+        raise UserError(f"hparam {name!r} of submission {submission} must be a {kind} like its "
                              f"default {default!r}, got {value!r} ({type(value).__name__})")
     value = convert(value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise spec.UserError(f"hparam {name!r} of submission {submission} must be finite, got {value!r}")
+        raise UserError(f"hparam {name!r} of submission {submission} must be finite, got {value!r}")
     return value
 
 
@@ -43,7 +43,7 @@ def validate_hparams(given: Mapping[str, Any], defaults: Mapping[str, Any], subm
     merged = dict(defaults)
     for name, value in given.items():
         if name not in defaults:
-            raise spec.UserError(f"unknown hparam {name!r} for submission {submission}; known hparams: "
+            raise UserError(f"unknown hparam {name!r} for submission {submission}; known hparams: "
                                  f"{', '.join(sorted(defaults)) or 'none'}")
         merged[name] = _coerce(name, value, defaults[name], submission)
     return merged
@@ -62,10 +62,10 @@ def validate_phase_hparams(given: Mapping[str, Any] | Sequence[Mapping[str, Any]
         return [dict(merged) for _ in phases]
     if not isinstance(given, Sequence) or isinstance(given, str) or \
             not all(isinstance(h, Mapping) for h in given):
-        raise spec.UserError(f"hparams of submission {submission} must be a JSON object, or a list of "
+        raise UserError(f"hparams of submission {submission} must be a JSON object, or a list of "
                              f"objects with one per phase ({', '.join(phases)})")
     if len(given) != len(phases):
-        raise spec.UserError(f"hparams list has {len(given)} mapping(s) but the workload has "
+        raise UserError(f"hparams list has {len(given)} mapping(s) but the workload has "
                              f"{len(phases)} phase(s) ({', '.join(phases)}); give one per phase or a "
                              "single object for all")
     return [validate_hparams(h, defaults, submission) for h in given]

@@ -16,27 +16,27 @@ layouts, so treat them as estimates within tens of percent.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 
 import jax
 import numpy as np
-from absl import app, flags
-from absl import logging as absl_logging
+from absl import flags
 
-from harness import parallel
-from harness import submissions as submission_loader
-from harness.spec import SubmissionContext, UserError
-from harness.training import TrainState, abstract_init, make_train_step
-from workloads import get_workload
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workload", None, "Workload name.")
-flags.DEFINE_string("submission", "nesterov", "Submission whose optimizer state is counted.")
-flags.DEFINE_string("devices", None, "Comma-separated device counts (default: powers of two).")
-flags.DEFINE_float("device_memory_gib", 16.0, "Memory of one device, for the devices-needed line.")
+from harness import cli, plan
+from harness.errors import UserError
+from harness.formatting import describe_phases
 
 GIB = 2 ** 30
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("workload", None, "Workload name.", flag_values=fv)
+    flags.DEFINE_string("submission", "nesterov", "Submission whose optimizer state is counted.",
+                        flag_values=fv)
+    flags.DEFINE_string("devices", None, "Comma-separated device counts (default: powers of two).",
+                        flag_values=fv)
+    flags.DEFINE_float("device_memory_gib", 16.0, "Memory of one device, for the devices-needed line.",
+                       flag_values=fv)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,73 +55,59 @@ class MemoryReport:
         return self.argument_bytes + self.output_bytes - self.alias_bytes + self.temp_bytes
 
 
-def phase_memory(workload_name: str, submission_name: str, devices: int) -> list[MemoryReport]:
-    """One report per phase of the workload for data parallelism over `devices` devices."""
-    wl = get_workload(workload_name)
-    sub = submission_loader.load(submission_name)
-    hparams = dict(sub.defaults)
-    mesh = parallel.data_mesh(jax.devices()[:1])
-    params, model_state, types = abstract_init(wl)
-    ctx = SubmissionContext(wl.name, types, wl.step_budget, wl.global_batch_size, tuple(wl.phases))
+def phase_memory(run_plan: plan.RunPlan, devices: int) -> list[MemoryReport]:
+    """One report per phase of a plan (on one device) for data parallelism over `devices` devices:
+    each phase's step compiled for the per-device batch, rolled scan, donated state."""
     reports = []
-    for k, phase in enumerate(wl.phases):
-        ctx_k = dataclasses.replace(ctx, phase_index=k)
-        parallel.check_divisible(phase.global_batch_size, phase.micro_batch_size or wl.micro_batch_size,
-                                 devices, f"{wl.name} phase {phase.name}")
-        local = phase.global_batch_size // devices
-        opt_state = jax.eval_shape(lambda p: sub.init(p, hparams, ctx_k), params)
-        state = TrainState(params, model_state, opt_state)
-        step = make_train_step(wl, sub.update, hparams, ctx_k, mesh, unroll=1)
+    for k, p in enumerate(run_plan.phases):
+        local = run_plan.per_device_batch(k, devices)
         start = time.perf_counter()
-        compiled = jax.jit(step, donate_argnums=0).lower(
-            state, wl.abstract_batch(local, k), jax.ShapeDtypeStruct((2,), np.uint32),
-            jax.ShapeDtypeStruct((), np.int32)).compile()
+        compiled = run_plan.compile_train_step(k, unroll=1, donate=True, batch_size=local)
         seconds = time.perf_counter() - start
         m = compiled.memory_analysis()
-        reports.append(MemoryReport(phase.name, devices, local, int(m.argument_size_in_bytes),
+        reports.append(MemoryReport(p.phase.name, devices, local, int(m.argument_size_in_bytes),
                                     int(m.output_size_in_bytes), int(m.alias_size_in_bytes),
                                     int(m.temp_size_in_bytes), seconds))
     return reports
 
 
-def main(argv: list[str]) -> None:
+def device_counts(run_plan: plan.RunPlan, given: str | None) -> list[int]:
+    """--devices, else the powers of two from 8 up to the most devices every phase can use."""
+    if given:
+        try:
+            return [int(c) for c in given.split(",")]
+        except ValueError:
+            raise UserError(f"--devices must be comma-separated integers, got {given!r}") from None
+    most = min(p.phase.global_batch_size // p.phase.micro_batch_size for p in run_plan.phases)
+    return [2 ** i for i in range(int(np.log2(most)) + 1) if 2 ** i >= 8]
+
+
+def main(argv: list[str], fv: flags.FlagValues) -> int:
+    """Print the memory table for --workload and the device count that fits."""
     del argv
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    if not FLAGS.workload:
-        raise app.UsageError("--workload is required")
-    try:
-        report()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
-def report() -> None:
-    """Print the memory table for FLAGS.workload and the device count that fits."""
-    wl = get_workload(FLAGS.workload)
-    micro = min(p.micro_batch_size or wl.micro_batch_size for p in wl.phases)
-    if FLAGS.devices:
-        counts = [int(c) for c in FLAGS.devices.split(",")]
-    else:
-        max_devices = min(p.global_batch_size // (p.micro_batch_size or wl.micro_batch_size) for p in wl.phases)
-        counts = [2 ** i for i in range(int(np.log2(max_devices)) + 1) if 2 ** i >= 8]
-    print(f"{wl.name}: {' then '.join(f'{p.steps} steps at batch {p.global_batch_size}' for p in wl.phases)}; "
-          f"submission {FLAGS.submission}; micro-batch >= {micro}; compiled for CPU with a rolled scan")
+    if not fv.workload:
+        raise UserError("--workload is required")
+    run_plan = plan.build(fv.workload, fv.submission, devices=jax.devices()[:1])
+    counts = device_counts(run_plan, fv.devices)
+    micro = min(p.phase.micro_batch_size for p in run_plan.phases)
+    print(f"{fv.workload}: {describe_phases([p.phase for p in run_plan.phases])}; submission "
+          f"{fv.submission}; micro-batch >= {micro}; compiled for CPU with a rolled scan")
     print(f"{'devices':>8} {'phase':>10} {'batch/dev':>10} {'args GiB':>9} {'temp GiB':>9} "
           f"{'total GiB':>10} {'compile s':>10}")
     fits = {}
     for n in counts:
-        reports = phase_memory(FLAGS.workload, FLAGS.submission, n)
+        reports = phase_memory(run_plan, n)
         for r in reports:
             print(f"{n:>8} {r.phase:>10} {r.per_device_batch:>10} {r.argument_bytes / GIB:>9.2f} "
                   f"{r.temp_bytes / GIB:>9.2f} {r.total_bytes / GIB:>10.2f} {r.compile_seconds:>10.1f}",
                   flush=True)
-        fits[n] = max(r.total_bytes for r in reports) <= FLAGS.device_memory_gib * GIB
+        fits[n] = max(r.total_bytes for r in reports) <= fv.device_memory_gib * GIB
     needed = [n for n in counts if fits[n]]
-    print(f"devices needed at {FLAGS.device_memory_gib:g} GiB per device: "
+    print(f"devices needed at {fv.device_memory_gib:g} GiB per device: "
           + (f"{min(needed)} (smallest of those measured that fits)" if needed else
              f"more than {max(counts)}"))
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(define_flags, main)

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from harness.spec import UserError
+from harness.errors import UserError
 
 DATA_AXIS = "data"
 

@@ -21,25 +21,28 @@ import json
 import math
 import shlex
 import statistics
-import sys
 
-from absl import app, flags
-from absl import logging as absl_logging
+from absl import flags
 
-from harness import environment, inputs
-from harness.runner import SweepConfig, run_sweep
-from harness.spec import Direction, UserError
+from harness import cli, environment, plan
+from harness.direction import Direction
+from harness.errors import UserError
+from harness.runner import RunOptions, run_sweep
 from workloads import get_workload
 from workloads.targets import TARGETS_FILE, data_fingerprint
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workload", None, "Workload whose target is set.")
-flags.DEFINE_string("submission", "nesterov", "Baseline submission.")
-flags.DEFINE_string("grid", "{}", "JSON mapping hyperparameter -> list of values (full grid).")
-flags.DEFINE_string("hparams", None, "Fixed hyperparameters (JSON or file) under the grid.")
-flags.DEFINE_string("seeds", "0-4", "Seeds for the final median; the first one tunes.")
-flags.DEFINE_string("results", "results/targets.db", "SQLite results database for these runs.")
-flags.DEFINE_string("data_dir", None, "Dataset directory.")
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("workload", None, "Workload whose target is set.", flag_values=fv)
+    flags.DEFINE_string("submission", "nesterov", "Baseline submission.", flag_values=fv)
+    flags.DEFINE_string("grid", "{}", "JSON mapping hyperparameter -> list of values (full grid).",
+                        flag_values=fv)
+    flags.DEFINE_string("hparams", None, "Fixed hyperparameters (JSON or file) under the grid.",
+                        flag_values=fv)
+    flags.DEFINE_string("seeds", "0-4", "Seeds for the final median; the first one tunes.", flag_values=fv)
+    flags.DEFINE_string("results", "results/targets.db", "SQLite results database for these runs.",
+                        flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Dataset directory.", flag_values=fv)
 
 
 def grid_points(grid: dict[str, list]) -> list[dict]:
@@ -54,58 +57,58 @@ def target_from(best_values: list[float | None], direction: Direction) -> float:
     return rounding(round(median * 1000, 6)) / 1000
 
 
-def main(argv: list[str]) -> None:
-    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
+def main(argv: list[str], fv: flags.FlagValues) -> int:
     del argv
-    try:
-        if not FLAGS.workload:
-            raise UserError("--workload is required")
-        workload = get_workload(FLAGS.workload)
-        grid = inputs.parse_json_mapping(FLAGS.grid, "grid")
-        fixed = inputs.parse_json_mapping(FLAGS.hparams, "hparams")
-        seeds = inputs.parse_seeds(FLAGS.seeds)
-        base = dict(workload=FLAGS.workload, submission=FLAGS.submission, results=FLAGS.results,
-                    data_dir=FLAGS.data_dir, progress=sys.stderr.isatty())
-        scored = []
-        for point in grid_points(grid):
-            (summary,) = run_sweep(SweepConfig(hparams={**fixed, **point}, seeds=(seeds[0],), **base))
-            scored.append((summary.best_valid, point, summary))
-        sign = 1 if workload.direction is Direction.MAXIMIZE else -1
-        finite = [s for s in scored if s[0] is not None and math.isfinite(s[0])]
-        if not finite:
-            raise UserError("every grid point diverged; widen or move the grid")
-        best_value, best_point, first = max(finite, key=lambda s: sign * s[0])
-        rest = run_sweep(SweepConfig(hparams={**fixed, **best_point}, seeds=tuple(seeds[1:]), **base))
-        values = [first.best_valid] + [s.best_valid for s in rest]
-        target = target_from(values, workload.direction)
-        fingerprint = data_fingerprint(workload.load_data(FLAGS.data_dir))
-        with open(TARGETS_FILE) as f:
-            targets = json.load(f)
-        targets[FLAGS.workload] = {
-            "target": target, "step_budget": workload.step_budget, "metric": workload.metric,
-            "direction": workload.direction.value, "baseline": FLAGS.submission,
-            "baseline_hparams": {**fixed, **best_point},
-            "tuning": [{"hparams": p, "best_valid": v} for v, p, _ in scored],
-            "seed_best_valid": dict(zip(map(str, seeds), values)),
-            "procedure": "median over seeds of the best validation metric of the tuned baseline, "
-                         "rounded down to 3 decimals (python -m harness.set_target; see its docstring)",
-            "command": "python -m harness.set_target " + " ".join(
-                shlex.quote(f"--{k}={json.dumps(v) if k == 'grid' else v}") for k, v in
-                (("workload", FLAGS.workload), ("submission", FLAGS.submission), ("grid", grid),
-                 ("hparams", FLAGS.hparams), ("seeds", FLAGS.seeds)) if v),
-            "git_revision": environment.git_revision(),
-            "data_fingerprint": fingerprint,
-            "date": datetime.date.today().isoformat(),
-        }
-        with open(TARGETS_FILE, "w") as f:
-            json.dump(targets, f, indent=2)
-            f.write("\n")
-        print(f"target of {FLAGS.workload}: {workload.metric} {target} (median of {values}) with "
-              f"{FLAGS.submission} {best_point}; written to {TARGETS_FILE}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if not fv.workload:
+        raise UserError("--workload is required")
+    workload = get_workload(fv.workload)
+    grid = cli.parse_json_mapping(fv.grid, "grid")
+    fixed = cli.parse_json_mapping(fv.hparams, "hparams")
+    seeds = cli.parse_seeds(fv.seeds)
+
+    def sweep(point: dict, seeds: tuple[int, ...]) -> list:
+        run_plan = plan.build(fv.workload, fv.submission, hparams={**fixed, **point})
+        return run_sweep(run_plan, RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir,
+                                              progress=cli.progress_default(None)))
+
+    scored = []
+    for point in grid_points(grid):
+        (summary,) = sweep(point, (seeds[0],))
+        scored.append((summary.best_valid, point, summary))
+    sign = 1 if workload.direction is Direction.MAXIMIZE else -1
+    finite = [s for s in scored if s[0] is not None and math.isfinite(s[0])]
+    if not finite:
+        raise UserError("every grid point diverged; widen or move the grid")
+    best_value, best_point, first = max(finite, key=lambda s: sign * s[0])
+    rest = sweep(best_point, tuple(seeds[1:]))
+    values = [first.best_valid] + [s.best_valid for s in rest]
+    target = target_from(values, workload.direction)
+    fingerprint = data_fingerprint(workload.load_data(fv.data_dir))
+    with open(TARGETS_FILE) as f:
+        targets = json.load(f)
+    targets[fv.workload] = {
+        "target": target, "step_budget": sum(p.steps for p in workload.phases), "metric": workload.metric,
+        "direction": workload.direction.value, "baseline": fv.submission,
+        "baseline_hparams": {**fixed, **best_point},
+        "tuning": [{"hparams": p, "best_valid": v} for v, p, _ in scored],
+        "seed_best_valid": dict(zip(map(str, seeds), values)),
+        "procedure": "median over seeds of the best validation metric of the tuned baseline, "
+                     "rounded down to 3 decimals (python -m harness.set_target; see its docstring)",
+        "command": "python -m harness.set_target " + " ".join(
+            shlex.quote(f"--{k}={json.dumps(v) if k == 'grid' else v}") for k, v in
+            (("workload", fv.workload), ("submission", fv.submission), ("grid", grid),
+             ("hparams", fv.hparams), ("seeds", fv.seeds)) if v),
+        "git_revision": environment.git_revision(),
+        "data_fingerprint": fingerprint,
+        "date": datetime.date.today().isoformat(),
+    }
+    with open(TARGETS_FILE, "w") as f:
+        json.dump(targets, f, indent=2)
+        f.write("\n")
+    print(f"target of {fv.workload}: {workload.metric} {target} (median of {values}) with "
+          f"{fv.submission} {best_point}; written to {TARGETS_FILE}")
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(define_flags, main)

@@ -34,19 +34,20 @@ from typing import Any, Protocol
 import jax
 from flax.core import meta
 
+from harness.direction import Direction
+from harness.errors import DataError, UserError
+
+__all__ = [  # the contract; Direction, UserError and DataError live in JAX-free modules
+    "Batch", "DataError", "Direction", "Hparams", "Knob", "ModelState", "ParamType", "ParamTypes",
+    "Params", "Phase", "SubmissionContext", "TypedParam", "UserError", "WEIGHT_LIKE", "Workload",
+    "is_weight_like", "split_param_types", "total_steps", "typed", "validate_knobs", "weight_mask",
+]
+
 Params = Any  # a pytree of arrays
 ModelState = Any  # e.g. batch-norm running statistics
 Batch = Mapping[str, Any]
 Hparams = Mapping[str, Any]
 ParamTypes = Any  # a pytree with the structure of Params and ParamType leaves
-
-
-class UserError(Exception):
-    """Bad input from the user: reported as one line naming what is wrong and how to fix it."""
-
-
-class DataError(UserError):
-    """Missing or corrupt dataset files."""
 
 
 class ParamType(enum.Enum):
@@ -67,8 +68,6 @@ class ParamType(enum.Enum):
 #: Parameters that L2 / weight decay and layer-wise trust ratios apply to in the reference pipelines.
 WEIGHT_LIKE = frozenset({ParamType.WEIGHT, ParamType.CONV_WEIGHT, ParamType.EMBEDDING,
                          ParamType.ATTENTION_QKV, ParamType.ATTENTION_OUT})
-#: Normalisation scales/offsets and biases: excluded from decay and from LARS/LAMB in MLPerf / BERT.
-NORM_OR_BIAS = frozenset(set(ParamType) - WEIGHT_LIKE)
 
 
 def is_weight_like(ptype: ParamType) -> bool:
@@ -78,19 +77,6 @@ def is_weight_like(ptype: ParamType) -> bool:
 def weight_mask(param_types: ParamTypes) -> Any:
     """A boolean pytree: True where the parameter is weight-like (decayed, trust-ratio scaled)."""
     return jax.tree.map(is_weight_like, param_types, is_leaf=lambda x: isinstance(x, ParamType))
-
-
-class Direction(enum.Enum):
-    """Whether a larger or a smaller value of the workload's metric is better (declared, not guessed)."""
-
-    MAXIMIZE = "maximize"
-    MINIMIZE = "minimize"
-
-    def reached(self, value: float, target: float) -> bool:
-        return value >= target if self is Direction.MAXIMIZE else value <= target
-
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self is Direction.MAXIMIZE else a < b
 
 
 # --- parameter-type declaration ---------------------------------------------------------------
@@ -152,27 +138,53 @@ class Knob:
     doc: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Phase:
-    """One training phase (BERT has two: seq 128 then 512). Single-phase workloads have one."""
+    """One training phase (BERT has two: seq 128 then 512). Single-phase workloads have one.
+
+    ``micro_batch_size`` is the gradient-accumulation unit (and the ghost batch-norm span): the
+    global batch is computed as global_batch_size / micro_batch_size micro-batches.
+    """
 
     name: str
     steps: int
     global_batch_size: int
+    micro_batch_size: int
     seq_len: int | None = None
-    micro_batch_size: int | None = None  # None: the workload's micro_batch_size
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.micro_batch_size < 1 or self.global_batch_size % self.micro_batch_size:
+            raise ValueError(f"phase {self.name}: needs steps >= 1 and a global batch "
+                             f"({self.global_batch_size}) that is a multiple of the micro-batch "
+                             f"({self.micro_batch_size}); got {self}")
+
+
+def total_steps(phases: tuple[Phase, ...]) -> int:
+    """The step budget of a run made of `phases`."""
+    return sum(p.steps for p in phases)
 
 
 @dataclasses.dataclass(frozen=True)
 class SubmissionContext:
-    """Static workload information handed to submissions (closed over by the jitted step, never traced)."""
+    """Static workload information handed to submissions (closed over by the jitted step, never traced).
+
+    The step budget and the global batch size are derived from the phases, so they cannot disagree.
+    """
 
     workload: str
     param_types: ParamTypes
-    step_budget: int
-    global_batch_size: int
     phases: tuple[Phase, ...]
     phase_index: int = 0  # the phase the step being compiled belongs to
+
+    @property
+    def step_budget(self) -> int:
+        """Steps of the whole run (every phase)."""
+        return total_steps(self.phases)
+
+    @property
+    def global_batch_size(self) -> int:
+        """The global batch size of the current phase."""
+        return self.phase.global_batch_size
 
     @property
     def phase(self) -> Phase:
@@ -194,16 +206,18 @@ class SubmissionContext:
 
 
 class Workload(Protocol):
-    """What the harness needs from a workload. Implementations configure themselves from knobs."""
+    """What the harness needs from a workload. Implementations configure themselves from knobs.
+
+    The phases say everything about steps and batches: the step budget is the sum of their steps,
+    and each has its global batch size and micro-batch size.
+    """
 
     name: str
     metric: str  # e.g. "accuracy"
     direction: Direction
     target: float  # validation target of `metric`
-    step_budget: int
-    global_batch_size: int
-    micro_batch_size: int  # gradient accumulation unit; also the ghost batch-norm span
     eval_every_steps: int
+    KNOBS: tuple[Knob, ...]  # the knobs it accepts, with ranges (validate_knobs)
     knobs: Mapping[str, float]  # the values this instance was built with
 
     @property
@@ -213,6 +227,10 @@ class Workload(Protocol):
         """Load (and validate) the dataset; raise DataError naming the fix when missing or corrupt."""
 
     def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]: ...
+
+    def abstract_batch(self, batch_size: int, phase: int = 0) -> Batch:
+        """Shapes and dtypes (jax.ShapeDtypeStruct) of a training batch of `batch_size` examples
+        of phase `phase`: what the harness compiles the training step for, without data."""
 
     def train_batches(self, data: Any, seed: int, phase: int = 0) -> Iterator[Batch]:
         """Endless iterator of training batches of phase `phase` (numpy or jax arrays).

@@ -1,6 +1,8 @@
 """The results store: SQLite (stdlib sqlite3) in WAL mode, one transaction per eval.
 
-A killed process loses at most the eval in flight. Scoring reads only this database.
+Writing: `RunRecorder` (a row in `runs` per run, a committed row in `evals` per eval). A killed
+process loses at most the eval in flight. Reading: `ResultsReader`, the one place the tables are
+queried (scoring, schedule discovery and the benchmark scripts read through it). Imports no JAX.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.spec import UserError
+import pandas as pd
+
+from harness.errors import UserError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -72,19 +76,9 @@ CREATE INDEX IF NOT EXISTS runs_by_config ON runs(workload, config_id);
 """
 
 
-def canonical_json(obj: Mapping[str, Any]) -> str:
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: what the store records and what row ids hash."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def compact_pairs(mapping: Mapping[str, Any]) -> str:
-    """``k=v`` pairs sorted by key, comma-separated: floats in ``%g`` form, booleans lowercase (how
-    the leaderboard and run labels show hyperparameters)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return str(v).lower()
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    return ",".join(f"{k}={value(mapping[k])}" for k in sorted(mapping))
 
 
 def check_writable(path: str) -> None:
@@ -133,6 +127,80 @@ def open_readonly(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+#: Columns read as floats (NULL as NaN); the others are text.
+RUN_NUMERIC = ("seed", "target", "step_budget", "global_batch_size", "steps_done", "steps_to_target",
+               "seconds_to_target", "best_valid", "final_valid", "final_test", "final_train",
+               "train_seconds", "compile_seconds", "started_at", "finished_at")
+EVAL_NUMERIC = ("step", "train_seconds", "train_loss", "train_metric", "valid_loss", "valid_metric",
+                "test_loss", "test_metric", "wall_time")
+
+
+class ResultsReader:
+    """Read-only access to a results database (never writes, never creates it)::
+
+        with ResultsReader(path) as results:
+            runs, evals = results.runs(), results.evals()
+
+    A file that is not a results database (or a damaged one) is a UserError naming it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.conn = open_readonly(path)
+
+    def __enter__(self) -> ResultsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _frame(self, sql: str, params: Sequence[Any], numeric: Iterable[str]) -> pd.DataFrame:
+        try:
+            cur = self.conn.execute(sql, params)
+            rows = cur.fetchall()
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"cannot read results database {self.path}: {e}; pass --results=PATH of a "
+                            "database written by the harness") from None
+        columns = [d[0] for d in cur.description]
+        frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=columns)
+        for col in numeric:
+            if col in frame.columns:
+                frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        return frame
+
+    def runs(self) -> pd.DataFrame:
+        """Every row of `runs` (numeric columns as float, NULL as NaN), ordered by run_id."""
+        return self._frame("SELECT * FROM runs ORDER BY run_id", (), RUN_NUMERIC)
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """One run's row; UserError if there is none."""
+        frame = self._frame("SELECT * FROM runs WHERE run_id = ?", (run_id,), RUN_NUMERIC)
+        if frame.empty:
+            raise UserError(f"no run {run_id} in {self.path}; pass --run=ID of a recorded run "
+                            "(`python -m scoring leaderboard` lists the rows)")
+        return frame.iloc[0].to_dict()
+
+    def evals(self, run_id: int | None = None) -> pd.DataFrame:
+        """The `evals` rows of one run (all runs when None), by run and step."""
+        where, params = ("WHERE run_id = ? ", (run_id,)) if run_id is not None else ("", ())
+        return self._frame(f"SELECT * FROM evals {where}ORDER BY run_id, step", params, EVAL_NUMERIC)
+
+    def diagnostics(self, run_id: int, max_step: int | None = None, prefix: str = "") -> pd.DataFrame:
+        """(step, name, value) of one run's recorded diagnostics whose name starts with `prefix`,
+        at steps <= max_step, by step; empty for a database from before the diagnostics table."""
+        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'diagnostics'").fetchone()
+        if exists is None:
+            return pd.DataFrame(columns=["step", "name", "value"])
+        return self._frame("SELECT step, name, value FROM diagnostics WHERE run_id = ? AND step <= ? "
+                           "AND substr(name, 1, ?) = ? ORDER BY step, name",
+                           (run_id, max_step if max_step is not None else 2**62, len(prefix), prefix),
+                           ("step", "value"))
 
 
 class RunRecorder:

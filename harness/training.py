@@ -1,11 +1,11 @@
 """The jitted training step: micro-batch gradient accumulation in an unrolled lax.scan on every
 device (data parallel, harness/parallel.py), a mean over devices, then the submission's update.
-Pure functions; the loop around them lives in harness/runner.py."""
+Pure functions; the loop around them lives in harness/runner.py, their factory in harness/plan.py."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -150,19 +150,18 @@ DIAGNOSTICS = "diagnostics"  # metrics key of the submission's diagnostics (neve
 
 
 def make_train_step(workload: Workload, update: Callable[..., Any], hparams: Hparams,
-                    ctx: SubmissionContext, mesh: Mesh, micro_batch_size: int | None = None,
-                    unroll: int | None = None,
-                    diagnostics: Callable[[Any], dict[str, jax.Array]] | None = None
+                    ctx: SubmissionContext, mesh: Mesh, unroll: int | None = None,
+                    diagnostics: Callable[[Any], Mapping[str, jax.Array]] | None = None
                     ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
     """step(state, batch, rng, step) -> (state, metrics); metrics has the train sums and 'finite'.
 
-    `micro_batch_size` defaults to the current phase's (ctx.phase), then the workload's; `unroll`
-    to default_unroll. With `diagnostics` (the submission's optional diagnostics(opt_state) ->
-    dict of small arrays), metrics["diagnostics"] holds them for the new optimizer state, computed
-    inside the step: nothing extra is transferred until the runner reads them.
+    Micro-batches of the current phase's micro_batch_size (ctx.phase); `unroll` defaults to
+    default_unroll. With `diagnostics` (the submission's optional diagnostics(opt_state) -> dict
+    of small arrays), metrics["diagnostics"] holds them for the new optimizer state, computed
+    inside the step: nothing extra is transferred until the runner reads them. Build it through
+    harness.plan.RunPlan.train_step, which holds the phase's validated hparams and context.
     """
-    micro = micro_batch_size or ctx.phase.micro_batch_size or workload.micro_batch_size
-    gradients = data_parallel_gradients(workload, mesh, micro, unroll)
+    gradients = data_parallel_gradients(workload, mesh, ctx.phase.micro_batch_size, unroll)
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array, step: jax.Array
                    ) -> tuple[TrainState, dict[str, jax.Array]]:

@@ -1,58 +1,63 @@
-"""CLI: ``python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]`` and
-``python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]`` (grafting ratios).
+"""CLI of scoring (reads only the results database; imports no JAX):
+
+  python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]
+  python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]
+  python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--results=PATH] [--out=JSON]
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
-``error: ...`` on stderr with exit code 2.
+``error: ...`` on stderr with exit code 2 (harness/cli.py).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import sys
-from collections.abc import Sequence
+from absl import flags
 
-from absl import app, flags
-from absl import logging as absl_logging
-
-from harness import spec, store
-from scoring import aggregate, diagnostics, render
+from harness import cli
+from harness.errors import UserError
+from harness.store import ResultsReader
+from scoring import aggregate, diagnostics, render, schedule_discovery
 from workloads import targets
 
-FLAGS = flags.FLAGS
-COMMANDS = ("leaderboard", "diagnostics")
+COMMANDS = ("leaderboard", "diagnostics", "discover-schedule")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
-         "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]")
+         "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
+         "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON]")
 
 
-def define_flags() -> None:
-    """Declare the command-line flags (called once, when run as a program)."""
-    flags.DEFINE_string("workload", None, "Only this workload (default: every workload in the database).")
-    flags.DEFINE_string("results", "results/results.db", "The results database written by the harness.")
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("workload", None, "Only this workload (default: every workload in the database).",
+                        flag_values=fv)
+    flags.DEFINE_string("results", "results/results.db", "The results database written by the harness.",
+                        flag_values=fv)
     flags.DEFINE_string("out", None,
                         "leaderboard: output prefix (default results/leaderboard), writes PREFIX.md, "
                         "PREFIX.html and PREFIX_<workload>.png; diagnostics: the PNG (default "
-                        "results/diagnostics_<run>.png).")
-    flags.DEFINE_integer("run", None, "diagnostics: the run id whose recorded diagnostics to plot.")
+                        "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it).",
+                        flag_values=fv)
+    flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
+                         flag_values=fv)
     flags.DEFINE_bool("rescore", False,
                       "leaderboard: score every run against its workload's current target in "
                       "reference_results/targets.json (recomputed from the run's evals) instead of the "
-                      "target recorded with the run.")
+                      "target recorded with the run.", flag_values=fv)
+    define_discovery_flags(fv)
+
+
+def define_discovery_flags(fv: flags.FlagValues) -> None:
+    """The flags of discover-schedule besides --run, --results and --out (also `python -m harness`)."""
+    flags.DEFINE_integer("first_steps", None, "discover-schedule: median over the ratios of steps <= N.",
+                         flag_values=fv)
+    flags.DEFINE_bool("round", False, "discover-schedule: round each multiplier down to a power of 10.",
+                      flag_values=fv)
 
 
 def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool = False
                     ) -> tuple[str, list[str]]:
     """Score the database at ``results``: (terminal table, paths written). Reads only the database
     (and, with ``rescore``, the targets file)."""
-    conn = store.open_readonly(results)
-    try:
-        runs = aggregate.load_runs(conn)
-        evals = aggregate.load_evals(conn)
-    except sqlite3.DatabaseError as e:
-        raise spec.UserError(f"cannot read results database {results}: {e}; pass --results=PATH of a "
-                             "database written by the harness") from e
-    finally:
-        conn.close()
-    runs = aggregate.select_workload(runs, workload)
+    with ResultsReader(results) as reader:
+        runs = aggregate.select_workload(reader.runs(), workload)
+        evals = reader.evals()
     evals = evals[evals["run_id"].isin(runs["run_id"])]
     if rescore:
         runs = aggregate.rescore(runs, evals, targets.current_targets())
@@ -62,25 +67,30 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
     return render.terminal_table(board), paths
 
 
-def main(argv: Sequence[str]) -> int:
-    """Dispatch the command; UserError -> one line on stderr and exit code 2."""
-    absl_logging.set_verbosity(absl_logging.WARNING)  # keep the terminal for progress and results
-    try:
-        args = list(argv[1:])
-        if len(args) != 1 or args[0] not in COMMANDS:
-            raise spec.UserError(f"expected one command from {', '.join(COMMANDS)}, got "
-                                 f"{' '.join(args) or 'none'}; usage: {USAGE}")
-        if args[0] == "diagnostics":
-            if FLAGS.run is None:
-                raise spec.UserError(f"diagnostics needs --run=RUN_ID; usage: {USAGE}")
-            out = FLAGS.out or f"results/diagnostics_{FLAGS.run}.png"
-            print(f"wrote {diagnostics.write_png(FLAGS.results, FLAGS.run, out)}")
-            return 0
-        table, paths = run_leaderboard(FLAGS.results, FLAGS.workload, FLAGS.out or "results/leaderboard",
-                                       FLAGS.rescore)
-    except spec.UserError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
+def run_discover_schedule(fv: flags.FlagValues) -> str:
+    """discover-schedule with the parsed flags: the JSON, or a line naming the file written."""
+    if fv.run is None or fv.first_steps is None:
+        raise UserError("discover-schedule needs --run=RUN_ID and --first_steps=N")
+    text = schedule_discovery.discover_to_file(fv.results, fv.run, fv.first_steps, fv.round, fv.out)
+    return f"wrote {fv.out}\n" if fv.out else text
+
+
+def main(argv: list[str], fv: flags.FlagValues) -> int:
+    """Dispatch the command."""
+    args = list(argv[1:])
+    if len(args) != 1 or args[0] not in COMMANDS:
+        raise UserError(f"expected one command from {', '.join(COMMANDS)}, got "
+                        f"{' '.join(args) or 'none'}; usage: {USAGE}")
+    if args[0] == "diagnostics":
+        if fv.run is None:
+            raise UserError(f"diagnostics needs --run=RUN_ID; usage: {USAGE}")
+        out = fv.out or f"results/diagnostics_{fv.run}.png"
+        print(f"wrote {diagnostics.write_png(fv.results, fv.run, out)}")
+        return 0
+    if args[0] == "discover-schedule":
+        print(run_discover_schedule(fv), end="")
+        return 0
+    table, paths = run_leaderboard(fv.results, fv.workload, fv.out or "results/leaderboard", fv.rescore)
     print(table, end="")
     print()
     for path in paths:
@@ -89,5 +99,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(define_flags, main)

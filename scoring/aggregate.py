@@ -1,7 +1,7 @@
 """Leaderboard aggregation: pure functions over DataFrames loaded from the results store.
 
-Only the database is read (through ``load_runs`` / ``load_evals``); nothing here imports a
-workload or a submission.
+The runs and evals come from the database through harness.store.ResultsReader; nothing here
+imports a workload, a submission or JAX.
 
 Time-to-target semantics
 ------------------------
@@ -26,26 +26,19 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness import store
-from harness.spec import UserError
+from harness.errors import UserError
+from harness.formatting import compact_pairs
 
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
-
-_RUN_NUMERIC = ("seed", "target", "step_budget", "global_batch_size", "steps_done", "steps_to_target",
-                "seconds_to_target", "best_valid", "final_valid", "final_test", "final_train",
-                "train_seconds", "compile_seconds", "started_at", "finished_at")
-_EVAL_NUMERIC = ("step", "train_seconds", "train_loss", "train_metric", "valid_loss", "valid_metric",
-                 "test_loss", "test_metric", "wall_time")
 
 #: Columns of the leaderboard DataFrame, in order.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
@@ -62,27 +55,7 @@ CURVE_COLUMNS: tuple[str, ...] = (
 )
 
 
-# --- loading ----------------------------------------------------------------------------------
-
-
-def _query_frame(conn: sqlite3.Connection, sql: str, numeric: Iterable[str]) -> pd.DataFrame:
-    cur = conn.execute(sql)
-    columns = [d[0] for d in cur.description]
-    frame = pd.DataFrame.from_records([tuple(row) for row in cur.fetchall()], columns=columns)
-    for col in numeric:
-        if col in frame.columns:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    return frame
-
-
-def load_runs(conn: sqlite3.Connection) -> pd.DataFrame:
-    """All rows of the ``runs`` table (numeric columns as float, NULL as NaN), ordered by run_id."""
-    return _query_frame(conn, "SELECT * FROM runs ORDER BY run_id", _RUN_NUMERIC)
-
-
-def load_evals(conn: sqlite3.Connection) -> pd.DataFrame:
-    """All rows of the ``evals`` table (numeric columns as float, NULL as NaN), by run and step."""
-    return _query_frame(conn, "SELECT * FROM evals ORDER BY run_id, step", _EVAL_NUMERIC)
+# --- selecting ------------------------------------------------------------------------------
 
 
 def select_workload(runs: pd.DataFrame, workload: str | None) -> pd.DataFrame:
@@ -184,17 +157,14 @@ def _median(values: pd.Series) -> float:
 
 
 def compact_hparams(hparams_json: str) -> str:
-    """``k=v`` pairs, comma-separated and sorted by key, with floats in ``%g`` form.
-
-    Input that is not a JSON object is returned unchanged.
-    """
+    """A recorded JSON object as harness.formatting.compact_pairs; other input unchanged."""
     try:
         hparams = json.loads(hparams_json)
     except (TypeError, ValueError):
         return str(hparams_json)
     if not isinstance(hparams, dict):
         return str(hparams_json)
-    return store.compact_pairs(hparams)
+    return compact_pairs(hparams)
 
 
 def describe_config(run: pd.Series) -> str:

@@ -8,33 +8,22 @@ from __future__ import annotations
 
 import io
 import math
-import sqlite3
 
 import pandas as pd
 
-from harness import store
-from harness.spec import UserError
+from harness.errors import UserError
+from harness.store import ResultsReader
 
 
 def load(results: str, run_id: int) -> tuple[pd.DataFrame, str]:
     """(DataFrame step, name, value of the run's diagnostics; a title) from the database."""
-    conn = store.open_readonly(results)
-    try:
-        run = conn.execute("SELECT workload, submission, seed FROM runs WHERE run_id = ?",
-                           (run_id,)).fetchone()
-        if run is None:
-            raise UserError(f"no run {run_id} in {results}; pass --run=ID of a recorded run")
-        try:
-            df = pd.read_sql_query("SELECT step, name, value FROM diagnostics WHERE run_id = ? "
-                                   "ORDER BY step", conn, params=(run_id,))
-        except (sqlite3.DatabaseError, pd.errors.DatabaseError):
-            df = pd.DataFrame(columns=["step", "name", "value"])
-    finally:
-        conn.close()
+    with ResultsReader(results) as reader:
+        run = reader.run(run_id)
+        df = reader.diagnostics(run_id)
     if df.empty:
         raise UserError(f"run {run_id} has no recorded diagnostics; run a grafted submission "
                         "(e.g. --submission=adamw#sgd) with --diagnostics_every=K > 0")
-    return df, f"run {run_id}: {run['workload']} {run['submission']} seed {run['seed']}"
+    return df, f"run {run_id}: {run['workload']} {run['submission']} seed {int(run['seed'])}"
 
 
 def ratio_png(df: pd.DataFrame, title: str) -> bytes:

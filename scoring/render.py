@@ -17,26 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from harness.spec import UserError
+from harness.errors import UserError
+from harness.formatting import format_metric, is_accuracy
 
 TERMINAL_WIDTH = 100
 _ELLIPSIS = "…"
 
 
 # --- cell formatting ---------------------------------------------------------------------------
-
-
-def is_accuracy(metric: str) -> bool:
-    """Whether values of ``metric`` are fractions shown as percents (any metric named *accuracy*)."""
-    return "accuracy" in str(metric).lower()
-
-
-def format_metric(value: Any, metric: str) -> str:
-    """A metric value: ``97.85%`` for accuracies, 4 decimals otherwise, ``-`` when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    value = float(value)
-    return f"{100.0 * value:.2f}%" if is_accuracy(metric) else f"{value:.4f}"
 
 
 def format_steps(value: Any) -> str:

@@ -23,17 +23,15 @@ D='"learning_rate": 1.0, "momentum": 0.9, "schedule": "cosine", "warmup_fraction
 SGD="\"learning_rate\": ${SGD_LR:-0.1}, \"momentum\": 0.9, \"schedule\": \"cosine\", \"warmup_fraction\": 0.1"
 if [[ "${ADAMW:-1}" != 0 ]]; then run --submission=adamw --config=pydocs_bert; fi
 run --submission=sgd --hparams="{$SGD}"
-run --submission=adam_graft_sgd --diagnostics_every=1 --hparams="{\"M.learning_rate\": 0.005, \
-\"M.eps\": 0.001, \"M.weight_decay\": 0.01, \"D.learning_rate\": 1.0, \"D.momentum\": 0.9, \
-\"D.schedule\": \"cosine\", \"D.warmup_fraction\": 0.1}"
-graft_run=$("$PY" - "$DB" <<'PY'
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1])
-print(conn.execute("SELECT run_id FROM runs WHERE submission = 'adam_graft_sgd' AND status = 'completed' "
-                   "ORDER BY seed, run_id DESC LIMIT 1").fetchone()[0])
-PY
-)
-"$PY" -m harness discover-schedule --run="$graft_run" --first-steps="$FIRST" --results="$DB" \
+# M: AdamW's config pydocs_bert (applied to the graft's child M as M.*); D: the SGD settings above.
+graft_ids="$OUT/graft_run_ids.tsv"
+rm -f "$graft_ids"
+D_graft=$(sed 's/"\([a-z_]*\)":/"D.\1":/g' <<< "$D")  # the same settings, keys prefixed D.
+run --submission=adam_graft_sgd --config=pydocs_bert --diagnostics_every=1 --run_ids_file="$graft_ids" \
+  --hparams="{$D_graft}"
+# The ratios of the first seed whose grafted run completed (lines: run_id, seed, status; in seed order).
+graft_run=$(awk -F'\t' '$3 == "completed" {print $1; exit}' "$graft_ids")
+"$PY" -m scoring discover-schedule --run="$graft_run" --first_steps="$FIRST" --results="$DB" \
   --out="$OUT/pydocs_corrections.json"
 run --submission=sgd_corrected --hparams="{$D, \"corrections\": \"$OUT/pydocs_corrections.json\"}"
 "$PY" -m scoring leaderboard --workload=pydocs_bert --results="$DB" --out="$OUT/grafting"

@@ -52,8 +52,8 @@ def param_types() -> dict[str, dict[str, spec.ParamType]]:
 
 
 def context(step_budget: int) -> spec.SubmissionContext:
-    return spec.SubmissionContext(workload="golden", param_types=param_types(), step_budget=step_budget,
-                                  global_batch_size=8, phases=(spec.Phase("train", step_budget, 8),))
+    return spec.SubmissionContext(workload="golden", param_types=param_types(), phases=(
+        spec.Phase(name="train", steps=step_budget, global_batch_size=8, micro_batch_size=8),))
 
 
 def random_params(seed: int, zero: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

@@ -263,15 +263,14 @@ def test_one_step_per_phase_through_the_harness(corpus: tuple, tmp_path: str) ->
     Real vocabulary (30,522, tied head) and record format; 2 layers of width 256 (4 heads, FFN
     1,024) instead of 24 x 1,024, which on this 2-core CPU takes ~50 s of CPU for the same test.
     """
-    from harness import store
-    from harness.runner import Sweep, SweepConfig
+    from harness import plan, store
+    from harness.runner import RunOptions, Sweep
 
     root, _ = corpus
     wl = BertLarge32k(num_layers=2, hidden_size=256, phase_steps=(1, 1), phase_batch_sizes=(4, 2),
                       micro_batch_sizes=(2, 2), eval_batch_size=4)
     db = f"{tmp_path}/r.db"
-    sweep = Sweep(SweepConfig(workload=wl.name, submission="adamw", results=db, data_dir=root,
-                              progress=False), workload=wl)
+    sweep = Sweep(plan.build(wl, "adamw"), RunOptions(results=db, data_dir=root, progress=False))
     assert len(sweep.train_steps) == 2
     conn = store.connect(db)
     summary = sweep.run_seed(conn, 0)

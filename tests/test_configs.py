@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import pytest
 from _submission_helpers import REPO, nest, param_types, random_params
 
-from harness import configs, spec, submissions
+from harness import configs, spec
+from harness import submission_loader as submissions
 from harness.hparams import validate_phase_hparams
 from submissions.lib import schedules
 
@@ -72,8 +73,7 @@ def test_config_is_valid_for_its_workload(path: Path) -> None:
     # Every phase's optimizer and schedule build (warmup within the schedule's span, ...), and
     # next_phase accepts that phase's hparams: what the harness does before training.
     params = jax.tree.map(jnp.asarray, nest(random_params(0)))
-    ctx = spec.SubmissionContext(named.workload, param_types(), sum(p.steps for p in phases),
-                                 phases[0].global_batch_size, phases)
+    ctx = spec.SubmissionContext(named.workload, param_types(), phases)
     state = sub.init(params, per_phase[0], ctx)
     for k, hparams in enumerate(per_phase):
         ctx_k = dataclasses.replace(ctx, phase_index=k)
@@ -166,8 +166,9 @@ def test_nado_table8_32k_phase2_rewarms_over_its_own_steps() -> None:
     """Phase 2 of the 32k config: power-1 warmup 0 -> 2.8464e-4 over 781 steps, then decay to 0
     over the phase's 1,562 steps (d = T - w + 1 = 782, as mlperf_polynomial)."""
     c = load("adamw", "nado_table8_32k")
-    phases = (spec.Phase("seq128", 14063, 32768, 128), spec.Phase("seq512", 1562, 32768, 512))
-    ctx = spec.SubmissionContext("bert_large_32k", {}, 15625, 32768, phases, phase_index=1)
+    phases = (spec.Phase(name="seq128", steps=14063, global_batch_size=32768, micro_batch_size=64, seq_len=128),
+              spec.Phase(name="seq512", steps=1562, global_batch_size=32768, micro_batch_size=16, seq_len=512))
+    ctx = spec.SubmissionContext("bert_large_32k", {}, phases, phase_index=1)
     s = schedules.from_hparams(c.hparams[1], ctx)
     lr = {t: float(s(jnp.asarray(t))) for t in (0, 390, 781, 1561, 1563)}
     assert lr[0] == 0.0

@@ -170,8 +170,9 @@ REFERENCES: dict[str, Callable[[dict], Callable]] = {
 def phase_contexts(phase_steps: tuple[int, ...]) -> list[spec.SubmissionContext]:
     """One context per phase of a workload whose phases have `phase_steps` steps, as the harness
     builds them: the same budget and phases, phase_index = k."""
-    phases = tuple(spec.Phase(f"phase{k + 1}", n, 8) for k, n in enumerate(phase_steps))
-    return [spec.SubmissionContext("golden", param_types(), sum(phase_steps), 8, phases, k)
+    phases = tuple(spec.Phase(name=f"phase{k + 1}", steps=n, global_batch_size=8, micro_batch_size=8)
+                   for k, n in enumerate(phase_steps))
+    return [spec.SubmissionContext("golden", param_types(), phases, k)
             for k in range(len(phases))]
 
 

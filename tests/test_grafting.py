@@ -16,7 +16,7 @@ from _submission_helpers import LAYOUT, context, flatten, nest, param_types, ran
 from conftest import file_digest, run_cli
 
 from harness import spec
-from harness import submissions as loader
+from harness import submission_loader as loader
 from submissions.lib import grafting
 
 STEPS = 4
@@ -263,7 +263,7 @@ def test_diagnostics_recorded_every_k_steps(grafted_db: str) -> None:
 
 def test_discover_schedule_and_plot(grafted_db: str, tmp_path: str) -> None:
     out = os.path.join(tmp_path, "c.json")
-    proc = run_cli("harness", "discover-schedule", "--run=1", "--first-steps=4", "--round",
+    proc = run_cli("harness", "discover-schedule", "--run=1", "--first_steps=4", "--round",
                    f"--results={grafted_db}", f"--out={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(out) as f:
@@ -313,6 +313,6 @@ def test_bad_grafting_input(name: str, grafted_db: str) -> None:
 
 
 def test_discover_schedule_bad_run(grafted_db: str) -> None:
-    proc = run_cli("harness", "discover-schedule", "--run=99", "--first-steps=4",
+    proc = run_cli("harness", "discover-schedule", "--run=99", "--first_steps=4",
                    f"--results={grafted_db}")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: no run 99")

@@ -10,7 +10,7 @@ from _submission_helpers import REPO, context, load_submission, nest, random_par
 
 from harness import spec
 from harness.hparams import validate_hparams
-from harness.submissions import builtin_names
+from harness.submission_loader import builtin_names
 
 DEFAULTS = {"learning_rate": 0.1, "warmup_steps": 10, "nesterov": True, "schedule": "cosine"}
 

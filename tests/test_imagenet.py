@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from harness import store
-from harness.runner import Sweep, SweepConfig
+from harness import plan
+from harness.runner import RunOptions, Sweep
 from harness.spec import DataError, ParamType, UserError, split_param_types, validate_knobs
 from tests.imagenet_fixture import SYNSETS, write_manual_dir
 from workloads import get_workload, workload_names
@@ -209,8 +210,8 @@ def test_one_step_and_eval_through_the_harness(prepared, tmp_path):
     # (eager init ~20 s, compile ~35 s, step and 5 eval batches ~15 s), at 64 about half of that.
     workload = ImagenetResNet50(global_batch_size=8, micro_batch_size=4, eval_batch_size=8, image_size=64)
     path = str(tmp_path / "r.db")
-    sweep = Sweep(SweepConfig(workload="imagenet_resnet50", submission="nesterov", budget=1, seeds=(0,),
-                              results=path, data_dir=root, progress=False), workload=workload)
+    sweep = Sweep(plan.build(workload, "nesterov", budget=1),
+                  RunOptions(results=path, data_dir=root, progress=False))
     conn = store.connect(path)
     try:
         summary = sweep.run_seed(conn, 0)

@@ -15,24 +15,19 @@ import numpy as np
 
 SCRIPT = r"""
 import json, jax, numpy as np
-from harness import parallel, submissions
-from harness.runner import Sweep, SweepConfig
-from harness.training import TrainState, make_train_step
-from workloads import get_workload
+from harness import parallel, plan
+from harness.training import TrainState
 
 assert len(jax.devices()) == 2, jax.devices()
-wl = get_workload("fashion_mnist_resnet")
-sub = submissions.load("nesterov")
-data = wl.load_data(None)
-hp = dict(sub.defaults)
 out = {}
 for n in (1, 2):
-    mesh = parallel.data_mesh(jax.devices()[:n])
-    params, model_state, types = wl.init(jax.random.PRNGKey(0))
-    from harness.spec import SubmissionContext
-    ctx = SubmissionContext(wl.name, types, 3, wl.global_batch_size, wl.phases)
-    state = parallel.put_replicated(TrainState(params, model_state, sub.init(params, hp, ctx)), mesh)
-    step = jax.jit(make_train_step(wl, sub.update, hp, ctx, mesh))
+    run_plan = plan.build("fashion_mnist_resnet", "nesterov", budget=3, devices=jax.devices()[:n])
+    wl, first, mesh = run_plan.workload, run_plan.phases[0], run_plan.mesh
+    data = wl.load_data(None)
+    params, model_state, _ = wl.init(jax.random.PRNGKey(0))
+    state = parallel.put_replicated(TrainState(params, model_state, run_plan.submission.init(
+        params, first.hparams, first.ctx)), mesh)
+    step = run_plan.jit_train_step(0)
     batches = wl.train_batches(data, 0)
     losses = []
     for i in range(3):

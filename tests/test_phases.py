@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from conftest import BAD_SUBMISSIONS
 
-from harness import store
-from harness.runner import Sweep, SweepConfig, scaled_phases
-from harness.spec import Direction, ParamType, Phase, UserError
+from harness import plan, store
+from harness.plan import scaled_phases
+from harness.runner import RunOptions, Sweep
+from harness.spec import Batch, Direction, Knob, ParamType, Phase, UserError
 
 
 class TwoPhaseToy:
@@ -26,19 +27,20 @@ class TwoPhaseToy:
     metric = "accuracy"
     direction = Direction.MAXIMIZE
     target = 2.0  # never reached
-    micro_batch_size = 2
     eval_every_steps = 100  # only the phase ends evaluate
+    KNOBS: tuple[Knob, ...] = ()
     knobs: dict[str, float] = {}
-    phases = (Phase("short", 3, 4, seq_len=2, micro_batch_size=2),
-              Phase("long", 2, 2, seq_len=3, micro_batch_size=1))
-    step_budget = 5
-    global_batch_size = 4
+    phases = (Phase(name="short", steps=3, global_batch_size=4, micro_batch_size=2, seq_len=2),
+              Phase(name="long", steps=2, global_batch_size=2, micro_batch_size=1, seq_len=3))
 
     def load_data(self, data_dir: str | None) -> None:
         return None
 
     def init(self, rng: jax.Array) -> tuple[Any, Any, Any]:
         return {"w": jnp.ones(3)}, {}, {"w": ParamType.WEIGHT}
+
+    def abstract_batch(self, batch_size: int, phase: int = 0) -> Batch:
+        return {"x": jax.ShapeDtypeStruct((batch_size, self.phases[phase].seq_len), jnp.float32)}
 
     def train_batches(self, data: None, seed: int, phase: int = 0) -> Iterator[dict[str, np.ndarray]]:
         p = self.phases[phase]
@@ -63,14 +65,13 @@ class TwoPhaseToy:
 
 def run(tmp_path: str, hparams: Any, budget: int | None = None) -> tuple[Sweep, list[tuple[int, float]]]:
     db = f"{tmp_path}/r.db"
-    sweep = Sweep(SweepConfig(workload="toy_two_phase", submission=f"{BAD_SUBMISSIONS}/phase_probe.py",
-                              hparams=hparams, budget=budget, results=db, progress=False),
-                  workload=TwoPhaseToy())  # type: ignore[arg-type]
-    sweep.submission.next_phase.__globals__["CALLS"].clear()
+    sweep = Sweep(plan.build(TwoPhaseToy(), f"{BAD_SUBMISSIONS}/phase_probe.py", hparams=hparams,
+                             budget=budget), RunOptions(results=db, progress=False))
+    sweep.plan.submission.next_phase.__globals__["CALLS"].clear()
     conn = store.connect(db)
     summary = sweep.run_seed(conn, 0)
     conn.close()
-    assert summary.status == "completed" and summary.steps_done == sweep.budget
+    assert summary.status == "completed" and summary.steps_done == sweep.plan.budget
     with sqlite3.connect(db) as c:
         evals = c.execute("SELECT step, valid_loss FROM evals ORDER BY step").fetchall()
     return sweep, evals
@@ -81,21 +82,22 @@ def test_each_phase_has_its_step_hparams_and_hook(tmp_path: str) -> None:
     assert len(sweep.train_steps) == 2  # one compiled step per phase (batch 4 x 2, then 2 x 3)
     assert [step for step, _ in evals] == [3, 5]  # an eval at the end of each phase
     assert evals[1][1] == evals[0][1]  # phase 2 trained with learning rate 0: nothing moved
-    calls = sweep.submission.next_phase.__globals__["CALLS"]
+    calls = sweep.plan.submission.next_phase.__globals__["CALLS"]
     assert calls == [(1, {"learning_rate": 0.0})]  # called once, at phase 2, with phase 2's hparams
 
 
 def test_one_mapping_applies_to_every_phase(tmp_path: str) -> None:
     sweep, evals = run(tmp_path, {"learning_rate": 0.01})
-    assert sweep.phase_hparams == [{"learning_rate": 0.01}] * 2
+    assert [p.hparams for p in sweep.plan.phases] == [{"learning_rate": 0.01}] * 2
     assert evals[1][1] < evals[0][1]  # phase 2 kept training
 
 
 def test_budget_scales_phases_and_keeps_one_step_each(tmp_path: str) -> None:
     sweep, evals = run(tmp_path, {}, budget=2)
-    assert [p.steps for p in sweep.phases] == [1, 1]
+    assert [p.phase.steps for p in sweep.plan.phases] == [1, 1]
     assert [step for step, _ in evals] == [1, 2]
-    long = (Phase("a", 14063, 8), Phase("b", 1562, 8))
+    long = (Phase(name="a", steps=14063, global_batch_size=8, micro_batch_size=8),
+            Phase(name="b", steps=1562, global_batch_size=8, micro_batch_size=8))
     assert [p.steps for p in scaled_phases(long, 2)] == [1, 1]
     assert [p.steps for p in scaled_phases(long, 100)] == [90, 10]
     with pytest.raises(UserError, match="smaller than the number of phases"):

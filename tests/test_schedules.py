@@ -18,8 +18,9 @@ def lr_at(schedule: schedules.Schedule, step: int) -> float:
 
 def ctx(*phase_steps: int, phase_index: int = 0) -> spec.SubmissionContext:
     """A context with one phase per entry of `phase_steps` (the budget is their sum)."""
-    phases = tuple(spec.Phase(f"p{k}", n, 8) for k, n in enumerate(phase_steps))
-    return spec.SubmissionContext("toy", {}, sum(phase_steps), 8, phases, phase_index)
+    phases = tuple(spec.Phase(name=f"p{k}", steps=n, global_batch_size=8, micro_batch_size=8)
+                   for k, n in enumerate(phase_steps))
+    return spec.SubmissionContext("toy", {}, phases, phase_index)
 
 
 @pytest.mark.parametrize("step, expected", [

@@ -123,11 +123,8 @@ def db(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 @pytest.fixture(scope="module")
 def board(db) -> pd.DataFrame:
     path, _ = db
-    conn = store.open_readonly(str(path))
-    try:
-        return aggregate.leaderboard(aggregate.load_runs(conn))
-    finally:
-        conn.close()
+    with store.ResultsReader(str(path)) as results:
+        return aggregate.leaderboard(results.runs())
 
 
 def row(board: pd.DataFrame, submission: str) -> pd.Series:
@@ -239,9 +236,8 @@ def test_leaderboard_sorting(board: pd.DataFrame) -> None:
 
 def test_select_workload(db) -> None:
     path, _ = db
-    conn = store.open_readonly(str(path))
-    runs = aggregate.load_runs(conn)
-    conn.close()
+    with store.ResultsReader(str(path)) as results:
+        runs = results.runs()
     assert set(aggregate.select_workload(runs, "wmt")["workload"]) == {"wmt"}
     with pytest.raises(spec.UserError, match="mnist, wmt"):
         aggregate.select_workload(runs, "imagenet")
@@ -251,9 +247,8 @@ def test_select_workload(db) -> None:
 
 def test_learning_curves(db) -> None:
     path, ids = db
-    conn = store.open_readonly(str(path))
-    curves = aggregate.learning_curves(aggregate.load_runs(conn), aggregate.load_evals(conn))
-    conn.close()
+    with store.ResultsReader(str(path)) as results:
+        curves = aggregate.learning_curves(results.runs(), results.evals())
     adamw = curves[curves["config_id"] == ids["adamw"]].set_index("step")
     assert list(adamw.index) == list(range(0, BUDGET + 1, EVAL_EVERY))
     assert (adamw["seeds"] == 3).all()  # the running seed is excluded
@@ -298,9 +293,8 @@ def test_markdown_table() -> None:
 
 def test_write_reports(board: pd.DataFrame, db, tmp_path: Path) -> None:
     path, ids = db
-    conn = store.open_readonly(str(path))
-    curves = aggregate.learning_curves(aggregate.load_runs(conn), aggregate.load_evals(conn))
-    conn.close()
+    with store.ResultsReader(str(path)) as results:
+        curves = aggregate.learning_curves(results.runs(), results.evals())
     out = tmp_path / "sub" / "leaderboard"
     paths = render.write_reports(board, curves, str(out))
     expected = [f"{out}.md", f"{out}.html", f"{out}_mnist.png", f"{out}_wmt.png"]
@@ -376,9 +370,8 @@ def test_cli_does_not_modify_db(db, tmp_path: Path) -> None:
     wal = Path(f"{path}-wal")
     assert not wal.exists() or wal.stat().st_size == 0  # the reader wrote no pages
     # and in-process scoring leaves it untouched too
-    conn = store.open_readonly(str(path))
-    aggregate.leaderboard(aggregate.load_runs(conn))
-    conn.close()
+    with store.ResultsReader(str(path)) as results:
+        aggregate.leaderboard(results.runs())
     assert snapshot(path) == before
     assert os.access(path, os.R_OK)
 

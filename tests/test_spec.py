@@ -62,5 +62,12 @@ def test_direction_and_phases() -> None:
     assert Direction.MAXIMIZE.reached(0.9, 0.9) and not Direction.MAXIMIZE.reached(0.89, 0.9)
     assert Direction.MINIMIZE.reached(1.0, 1.1) and not Direction.MINIMIZE.reached(1.2, 1.1)
     assert Direction.MINIMIZE.better(1.0, 2.0) and Direction.MAXIMIZE.better(2.0, 1.0)
-    ctx = SubmissionContext("w", {}, 30, 8, (Phase("a", 10, 8, 128), Phase("b", 20, 4, 512)))
+    phases = (Phase(name="a", steps=10, global_batch_size=8, micro_batch_size=4, seq_len=128),
+              Phase(name="b", steps=20, global_batch_size=4, micro_batch_size=4, seq_len=512))
+    ctx = SubmissionContext("w", {}, phases)
     assert ctx.phase_boundaries == (0, 10)
+    # budget and batch are derived from the phases, so they cannot disagree with them
+    assert ctx.step_budget == 30 and ctx.global_batch_size == 8
+    assert SubmissionContext("w", {}, phases, phase_index=1).global_batch_size == 4
+    with pytest.raises(ValueError, match="multiple of the micro-batch"):
+        Phase(name="c", steps=1, global_batch_size=10, micro_batch_size=4)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import BAD_SUBMISSIONS
 
-from harness.runner import Sweep, SweepConfig, run_sweep
+from harness import plan
+from harness.runner import RunOptions, Sweep, run_sweep
 from harness.training import accumulate_gradients
 from workloads import get_workload
 
@@ -25,13 +26,14 @@ def random_batch(n: int, seed: int = 0) -> dict[str, jax.Array]:
 def test_accumulated_gradient_equals_full_batch_gradient_without_bn() -> None:
     w = get_workload("fashion_mnist_lenet")
     params, state, _ = w.init(jax.random.PRNGKey(0))
-    batch = random_batch(w.global_batch_size)
-    micro, _, sums = accumulate_gradients(w, params, state, batch, jax.random.PRNGKey(1), w.micro_batch_size)
+    batch = random_batch(w.phases[0].global_batch_size)
+    micro, _, sums = accumulate_gradients(w, params, state, batch, jax.random.PRNGKey(1),
+                                         w.phases[0].micro_batch_size)
     (_, (_, full_sums)), full = jax.value_and_grad(w.train_loss, has_aux=True)(
         params, state, batch, jax.random.PRNGKey(1))
     for a, b in zip(jax.tree.leaves(micro), jax.tree.leaves(full)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
-    assert float(sums["count"]) == w.global_batch_size
+    assert float(sums["count"]) == w.phases[0].global_batch_size
     np.testing.assert_allclose(sums["loss"], full_sums["loss"], rtol=1e-5)
 
 
@@ -73,9 +75,9 @@ def rows(db: str, sql: str) -> list[sqlite3.Row]:
 
 def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
     db = f"{tmp_path}/r.db"
-    cfg = SweepConfig(workload="fashion_mnist_lenet", submission="nesterov", seeds=(3, 4), budget=6,
-                      results=db, progress=False, hparams={"learning_rate": 0.05})
-    summaries = run_sweep(cfg)
+    summaries = run_sweep(plan.build("fashion_mnist_lenet", "nesterov", budget=6,
+                                     hparams={"learning_rate": 0.05}),
+                          RunOptions(seeds=(3, 4), results=db, progress=False))
     assert [s.status for s in summaries] == ["completed", "completed"]
     runs = rows(db, "SELECT * FROM runs ORDER BY run_id")
     assert [r["seed"] for r in runs] == [3, 4] and {r["status"] for r in runs} == {"completed"}
@@ -95,8 +97,8 @@ def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
 
 def test_runs_are_deterministic_per_seed(tmp_path: str) -> None:
     db = f"{tmp_path}/r.db"
-    sweep = Sweep(SweepConfig(workload="fashion_mnist_lenet", submission="adamw", budget=4,
-                              results=db, progress=False))
+    sweep = Sweep(plan.build("fashion_mnist_lenet", "adamw", budget=4),
+                  RunOptions(results=db, progress=False))
     from harness import store
     conn = store.connect(db)
     a, b, c = (sweep.run_seed(conn, s) for s in (0, 0, 1))
@@ -108,9 +110,8 @@ def test_runs_are_deterministic_per_seed(tmp_path: str) -> None:
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
     db = f"{tmp_path}/r.db"
-    cfg = SweepConfig(workload="fashion_mnist_lenet", submission=f"{BAD_SUBMISSIONS}/diverges.py",
-                      seeds=(0, 1), budget=50, results=db, progress=False)
-    summaries = run_sweep(cfg)
+    summaries = run_sweep(plan.build("fashion_mnist_lenet", f"{BAD_SUBMISSIONS}/diverges.py", budget=50),
+                          RunOptions(seeds=(0, 1), results=db, progress=False))
     assert [s.status for s in summaries] == ["diverged", "diverged"]
     assert all(s.steps_done == 1 for s in summaries)  # the first update is already non-finite
     assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["diverged", "diverged"]
@@ -118,6 +119,6 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
 
 def test_stop_at_target(tmp_path: str, easy_target: None) -> None:
     db = f"{tmp_path}/r.db"
-    (s,) = run_sweep(SweepConfig(workload="fashion_mnist_resnet", submission="nesterov", budget=39,
-                                 results=db, progress=False, stop_at_target=True))
+    (s,) = run_sweep(plan.build("fashion_mnist_resnet", "nesterov", budget=39),
+                     RunOptions(results=db, progress=False, stop_at_target=True))
     assert s.status == "completed" and s.steps_to_target == 13 and s.steps_done == 13

@@ -1,11 +1,16 @@
-"""Workload registry: names -> classes. Instantiate with knobs through `get_workload`."""
+"""Workload registry: names -> classes. Instantiate with knobs through `get_workload`.
+
+Importing this package loads no workload module (and no JAX): scoring reads workloads.targets."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.spec import UserError, Workload
+from harness.errors import UserError  # not harness.spec: `import workloads.targets` stays JAX-free
+
+if TYPE_CHECKING:
+    from harness.spec import Workload
 
 
 def _registry() -> dict[str, type]:

@@ -134,11 +134,11 @@ class BertPretrainingWorkload:
         phases = []
         for i, (default_steps, default_batch, seq_len) in enumerate(self.PHASES):
             batch = batches[i] if batches is not None else default_batch
-            micro = micros[i] if micros is not None else MICRO_BATCH[seq_len]
-            if batch % micro:
-                raise ValueError(f"phase {i + 1}: global batch {batch} is not a multiple of micro-batch {micro}")
-            phases.append(Phase(f"phase{i + 1}_seq{seq_len}", steps[i] if steps is not None else default_steps,
-                                batch, seq_len, micro))
+            phases.append(Phase(name=f"phase{i + 1}_seq{seq_len}",
+                                steps=steps[i] if steps is not None else default_steps,
+                                global_batch_size=batch,
+                                micro_batch_size=micros[i] if micros is not None else MICRO_BATCH[seq_len],
+                                seq_len=seq_len))
         return tuple(phases)
 
     # --- schedule -----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class BertPretrainingWorkload:
     @property
     def micro_batch_size(self) -> int:
         """Phase 1's micro-batch (each phase's own is in `phases`)."""
-        return self._phases[0].micro_batch_size or MICRO_BATCH[self._phases[0].seq_len or 128]
+        return self._phases[0].micro_batch_size
 
     # --- data ---------------------------------------------------------------------------------
     def load_data(self, data_dir: str | None) -> BertData:

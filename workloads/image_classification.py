@@ -64,11 +64,8 @@ class ImageClassificationWorkload(abc.ABC):
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return (Phase("train", self.step_budget, self.global_batch_size),)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.num_train_examples // self.global_batch_size
+        return (Phase(name="train", steps=self.step_budget, global_batch_size=self.global_batch_size,
+                      micro_batch_size=self.micro_batch_size),)
 
     num_train_examples: int
 

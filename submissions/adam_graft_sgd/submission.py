@@ -23,5 +23,8 @@ _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "adamw"),
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {**_GRAFTED.defaults,
                                                     "D.momentum": 0.9}
 
+#: M and D as built-in submission names: the harness applies their named configs (--config) as M./D.
+GRAFT_CHILDREN = _GRAFTED.children
+
 init, update, next_phase, diagnostics = (_GRAFTED.init, _GRAFTED.update, _GRAFTED.next_phase,
                                          _GRAFTED.diagnostics)

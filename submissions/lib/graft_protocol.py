@@ -50,6 +50,7 @@ class Grafted:
     update: protocol.Update
     next_phase: protocol.NextPhase
     diagnostics: Callable[[Any], dict[str, jax.Array]]
+    children: tuple[str, str]  # the names of M and D
 
 
 def child_from_module(module: Any, name: str) -> Child:
@@ -102,4 +103,4 @@ def combine(m: Child, d: Child) -> Grafted:
         return state.replace(m=sm, d=sd)
 
     return Grafted(f"{m.name}#{d.name}", namespaced(m.defaults, d.defaults), init, update,
-                   next_phase, grafting.diagnostics)
+                   next_phase, grafting.diagnostics, (m.name, d.name))

@@ -21,5 +21,8 @@ _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "momentum
 #: tune, see search_space.json) and "partition" (global | layerwise | param_type).
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {**_GRAFTED.defaults}
 
+#: M and D as built-in submission names: the harness applies their named configs (--config) as M./D.
+GRAFT_CHILDREN = _GRAFTED.children
+
 init, update, next_phase, diagnostics = (_GRAFTED.init, _GRAFTED.update, _GRAFTED.next_phase,
                                          _GRAFTED.diagnostics)

@@ -1,8 +1,10 @@
-"""Loading submission modules by built-in name or path, and checking them against the protocol.
+"""Loading submission modules by built-in name or path (the protocol's functions and defaults).
 
 ``M#D`` (two built-in names or paths joined by ``#``, e.g. ``adamw#nesterov`` or
 ``path/to/mine.py#sgd``) loads both and grafts them (submissions/lib/graft_protocol.py): hparams
-``M.<name>``, ``D.<name>`` and ``partition``. ``A#B#C`` is ``(A#B)#C``.
+``M.<name>``, ``D.<name>`` and ``partition``. ``A#B#C`` is ``(A#B)#C``. A grafted submission knows
+its two children (a built-in grafted module names them in ``GRAFT_CHILDREN``), so that the
+children's named configs apply to it (harness/configs.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from harness.spec import UserError
+from harness.errors import UserError
 
 SUBMISSIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "submissions")
@@ -32,6 +34,7 @@ class Submission:
     search_space: Mapping[str, Any] | None
     next_phase: Callable[..., Any] | None = None  # optional hook, see harness/spec.py
     diagnostics: Callable[[Any], Mapping[str, Any]] | None = None  # optional: state -> small arrays
+    children: tuple[Submission, Submission] | None = None  # (M, D) of a grafted submission
 
     @property
     def configs_dir(self) -> str:
@@ -111,8 +114,13 @@ def load(name_or_path: str) -> Submission:
     if diagnostics is not None and not callable(diagnostics):
         raise UserError(f"submission {path}: diagnostics must be a function "
                         "diagnostics(state) -> dict[str, jax.Array]")
+    children_names = getattr(module, "GRAFT_CHILDREN", None)
+    children = None
+    if children_names is not None:
+        m, d = (load(child) for child in children_names)
+        children = (m, d)
     return Submission(name, path, module.init, module.update, dict(defaults), search_space, next_phase,
-                      diagnostics)
+                      diagnostics, children)
 
 
 def load_grafted(spec_: str) -> Submission:
@@ -137,5 +145,5 @@ def load_grafted(spec_: str) -> Submission:
                   for k, v in d.search_space.items()} if d.search_space else None)
         current = Submission(grafted.name, f"{current.path}{GRAFT_SEP}{d.path}", grafted.init,
                              grafted.update, grafted.defaults, space, grafted.next_phase,
-                             grafted.diagnostics)
+                             grafted.diagnostics, (current, d))
     return current

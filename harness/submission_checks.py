@@ -10,7 +10,8 @@ from typing import Any
 
 import jax
 
-from harness.spec import Hparams, SubmissionContext, UserError
+from harness.errors import UserError
+from harness.spec import Hparams, SubmissionContext
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,15 @@
+"""The suite's exceptions for bad input. Imports nothing heavy: every entry point (and scoring, which
+never needs JAX) can raise and report them without loading JAX or Flax.
+
+Re-exported by harness.spec, where submissions and workloads find them.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line naming what is wrong and how to fix it."""
+
+
+class DataError(UserError):
+    """Missing or corrupt dataset files."""

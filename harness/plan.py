@@ -1,0 +1,230 @@
+"""The run plan: everything about a run that is decided before it trains, resolved once.
+
+`build` takes what a user asks for (a workload, a submission, a named config, hyperparameters,
+knobs, a budget, the devices) and returns a `RunPlan`: the workload instance, the loaded
+submission, the phases (scaled to the budget) each with its validated hyperparameters and its
+`SubmissionContext`, what the results record (hyperparameters, the config label, the row's
+config id), and the one factory of a phase's training step. `harness run` (harness/runner.py),
+`set_target`, `memory`, `bench`, `bench_parallel` and the tests all train or compile from a plan.
+
+Every input is validated here, before any data is read or anything is written: an unknown
+workload, submission, config, hyperparameter or knob, a budget below the number of phases, a
+global batch that does not split over the devices, or a submission whose init/update return the
+wrong trees (checked on shapes alone, harness/submission_checks.py) is a UserError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from harness import configs, parallel, store
+from harness import submission_loader as loader
+from harness.errors import UserError
+from harness.formatting import describe_phases
+from harness.hparams import validate_phase_hparams
+from harness.spec import Batch, ParamTypes, Phase, SubmissionContext, Workload, total_steps
+from harness.submission_checks import check_submission
+from harness.training import TrainState, abstract_init, donate_state, make_train_step
+
+Hparams = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PhasePlan:
+    """One phase as it will run: its steps and batches, its hyperparameters, its context."""
+
+    phase: Phase
+    hparams: Mapping[str, Any]  # validated: every key of DEFAULT_HPARAMS, the default's type
+    ctx: SubmissionContext
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    workload: Workload
+    submission: loader.Submission
+    phases: tuple[PhasePlan, ...]
+    mesh: Mesh
+    param_types: ParamTypes
+    abstract_params: Any  # shapes and dtypes (jax.ShapeDtypeStruct) of params and model state
+    abstract_model_state: Any
+    hparams_given: Hparams  # the named config's hparams with --hparams on top, as given
+    knobs_given: Mapping[str, Any]
+    config: configs.NamedConfig | None = None
+    config_label: str | None = None  # the config's name and what was set on top (validated)
+
+    # --- what the results record ------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        return total_steps(tuple(p.phase for p in self.phases))
+
+    @property
+    def hparams(self) -> Hparams:
+        """The recorded hyperparameters: one mapping when every phase has the same, else the list."""
+        first = self.phases[0].hparams
+        if all(p.hparams == first for p in self.phases):
+            return dict(first)
+        return [dict(p.hparams) for p in self.phases]
+
+    @property
+    def config_id(self) -> str:
+        """Stable short id of the leaderboard row: a hash of (submission, hparams, knobs, budget)
+        (never Python's salted hash())."""
+        key = store.canonical_json({"submission": self.submission.name, "hparams": self.hparams,
+                                    "knobs": self.workload.knobs, "budget": self.budget})
+        return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+    @property
+    def device_count(self) -> int:
+        return int(self.mesh.devices.size)
+
+    def describe(self) -> str:
+        """One line: workload, submission, row id, config, budget and phases, devices."""
+        config = f" config={self.config_label}" if self.config_label else ""
+        return (f"{self.workload.name} x {self.submission.name} [{self.config_id}]{config}: budget "
+                f"{self.budget} steps ({describe_phases([p.phase for p in self.phases])}) on "
+                f"{self.device_count} device(s)")
+
+    # --- shapes -----------------------------------------------------------------------------
+    def per_device_batch(self, k: int, devices: int | None = None) -> int:
+        """Examples per device of phase k's global batch on `devices` devices (default: the plan's
+        mesh); UserError unless it splits into whole micro-batches on every device."""
+        phase = self.phases[k].phase
+        n = self.device_count if devices is None else devices
+        parallel.check_divisible(phase.global_batch_size, phase.micro_batch_size, n,
+                                 f"{self.workload.name} phase {phase.name}")
+        return phase.global_batch_size // n
+
+    def abstract_batch(self, k: int, batch_size: int | None = None) -> Batch:
+        """Phase k's training batch (default: the global batch) as shapes, sharded over the mesh."""
+        size = self.phases[k].phase.global_batch_size if batch_size is None else batch_size
+        sharding = parallel.batch_sharded(self.mesh)
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                            self.workload.abstract_batch(size, k))
+
+    def abstract_state(self) -> TrainState:
+        """The train state as shapes, replicated over the mesh (the optimizer state of phase 0's
+        init: a later phase's next_phase returns a state of the same structure)."""
+        first = self.phases[0]
+        opt_state = jax.eval_shape(lambda p: self.submission.init(p, first.hparams, first.ctx),
+                                   self.abstract_params)
+        rep = parallel.replicated(self.mesh)
+        return jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep, weak_type=s.weak_type),
+            TrainState(self.abstract_params, self.abstract_model_state, opt_state))
+
+    # --- the training step ------------------------------------------------------------------
+    def train_step(self, k: int, *, diagnostics: bool = False, unroll: int | None = None
+                   ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
+        """Phase k's step(state, batch, rng, step) -> (state, metrics) (harness/training.py),
+        with the submission's diagnostics in the metrics when asked for and defined."""
+        p = self.phases[k]
+        return make_train_step(self.workload, self.submission.update, p.hparams, p.ctx, self.mesh,
+                               unroll=unroll,
+                               diagnostics=self.submission.diagnostics if diagnostics else None)
+
+    def jit_train_step(self, k: int, *, diagnostics: bool = False, unroll: int | None = None,
+                       donate: bool | None = None) -> Any:
+        """train_step jitted: the state replicated in and out, donated where that pays
+        (harness/training.donate_state, unless `donate` says)."""
+        rep = parallel.replicated(self.mesh)
+        donate = donate_state() if donate is None else donate
+        return jax.jit(self.train_step(k, diagnostics=diagnostics, unroll=unroll),
+                       donate_argnums=0 if donate else (), out_shardings=(rep, rep))
+
+    def compile_train_step(self, k: int, *, diagnostics: bool = False, unroll: int | None = None,
+                           donate: bool | None = None, batch_size: int | None = None) -> Any:
+        """jit_train_step compiled ahead of time from shapes alone (no data, nothing allocated)."""
+        rng = jax.eval_shape(lambda: jax.random.PRNGKey(0))
+        return self.jit_train_step(k, diagnostics=diagnostics, unroll=unroll, donate=donate).lower(
+            self.abstract_state(), self.abstract_batch(k, batch_size), rng,
+            jax.ShapeDtypeStruct((), np.int32)).compile()
+
+
+def scaled_phases(phases: tuple[Phase, ...], budget: int | None) -> tuple[Phase, ...]:
+    """The workload's phases, or with --budget: the phases scaled to `budget` steps in total.
+
+    One phase gets exactly `budget` steps. Several keep their proportions (each at least one step,
+    the last takes the rounding remainder), so a short run still visits every phase.
+    """
+    if budget is None:
+        return phases
+    if budget <= 0:
+        raise UserError(f"--budget must be a positive number of steps, got {budget}")
+    if budget < len(phases):
+        raise UserError(f"--budget={budget} is smaller than the number of phases ({len(phases)}); "
+                        "give at least one step per phase")
+    total = total_steps(phases)
+    steps: list[int] = []
+    for i, p in enumerate(phases[:-1]):
+        later = len(phases) - i - 1  # phases after this one, each needs a step
+        steps.append(min(max(1, round(p.steps * budget / total)), budget - sum(steps) - later))
+    steps.append(budget - sum(steps))
+    return tuple(dataclasses.replace(p, steps=n) for p, n in zip(phases, steps))
+
+
+def _given_validated(given: Hparams, validated: list[dict[str, Any]]) -> Hparams:
+    """The keys the user set, with their validated values (for the config label)."""
+    if isinstance(given, Mapping):
+        return {k: validated[0][k] for k in given}
+    return [{k: validated[i][k] for k in h} for i, h in enumerate(given)]
+
+
+def build(workload: str | Workload | None, submission: str | loader.Submission, *,
+          config: str | None = None, hparams: Hparams | None = None,
+          knobs: Mapping[str, Any] | None = None, budget: int | None = None,
+          devices: Sequence[Any] | None = None) -> RunPlan:
+    """The plan of running `submission` on `workload`.
+
+    `workload`: a registered name, or an instance (tests shrink full-scale workloads this way:
+    same code paths, smaller sizes; `knobs` must then be empty), or None with a `config` naming it.
+    `submission`: a built-in name, a path, ``M#D``, or a loaded Submission. `config`: a named
+    configuration of the submission (harness/configs.py); `hparams` and `knobs` override its keys.
+    `budget`: steps instead of the workload's (phases scaled). `devices`: default every device of
+    every process (data parallel over all of them).
+    """
+    sub = submission if isinstance(submission, loader.Submission) else loader.load(submission)
+    hparams = {} if hparams is None else hparams
+    knobs = dict(knobs or {})
+    named = configs.load_config(sub, config) if config else None
+    if named is not None:
+        name = workload if isinstance(workload, str) or workload is None else workload.name
+        if name is not None and name != named.workload:
+            raise UserError(f"config {named.name} is for workload {named.workload}, not {name}; "
+                            f"drop --workload or pass --workload={named.workload}")
+        given: Hparams = configs.merge_hparams(named.hparams, hparams)
+        knobs_given = {**named.knobs, **knobs}
+        workload = named.workload if workload is None else workload
+    else:
+        given, knobs_given = hparams, knobs
+    if workload is None:
+        raise UserError("--workload is required (or --config naming one)")
+    if isinstance(workload, str):
+        from workloads import get_workload
+
+        wl = get_workload(workload, knobs_given)
+    else:
+        if knobs_given:
+            raise ValueError("knobs cannot be applied to a workload instance; build it with them")
+        wl = workload
+    phases = scaled_phases(tuple(wl.phases), budget)
+    phase_hparams = validate_phase_hparams(given, sub.defaults, sub.name, [p.name for p in phases])
+    mesh = parallel.data_mesh(list(devices) if devices is not None else None)
+    params, model_state, param_types = abstract_init(wl)
+    plans = tuple(PhasePlan(phase, hp, SubmissionContext(wl.name, param_types, phases, k))
+                  for k, (phase, hp) in enumerate(zip(phases, phase_hparams)))
+    for p in plans:
+        check_submission(sub.name, sub.init, sub.update, params, p.hparams, p.ctx)
+    label = (configs.label(named.name, _given_validated(hparams, phase_hparams), knobs)
+             if named is not None else None)
+    plan = RunPlan(wl, sub, plans, mesh, param_types, params, model_state, given, knobs_given,
+                   named, label)
+    for k in range(len(plans)):
+        plan.per_device_batch(k)
+    return plan

@@ -1,0 +1,112 @@
+"""What a run records: its row in the results store (harness/store.py) opened from the plan, each
+evaluation with the diagnostics since the last one, and the outcome it finishes with.
+
+Time-to-target: the step (and training seconds) of the first evaluation whose validation metric
+reached the workload's target in its direction (scoring/aggregate.py states the same semantics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness import store
+from harness.direction import Direction
+from harness.evaluation import EvalResult
+
+if TYPE_CHECKING:
+    from harness.plan import RunPlan
+
+
+@dataclasses.dataclass
+class Outcome:
+    """A run's outcome so far: steps done, best validation metric, when the target was reached,
+    the latest values. Updated at every evaluation; what `RunRecorder.finish` writes."""
+
+    direction: Direction
+    target: float
+    steps_done: int = 0
+    best_valid: float | None = None
+    steps_to_target: int | None = None
+    seconds_to_target: float | None = None
+    final_train: float | None = None
+    final_valid: float | None = None
+    final_test: float | None = None
+
+    @property
+    def reached(self) -> bool:
+        return self.steps_to_target is not None
+
+    def observe(self, result: EvalResult) -> None:
+        self.final_train, self.final_valid, self.final_test = (result.train_metric, result.valid_metric,
+                                                               result.test_metric)
+        if self.best_valid is None or self.direction.better(result.valid_metric, self.best_valid):
+            self.best_valid = result.valid_metric
+        if not self.reached and self.direction.reached(result.valid_metric, self.target):
+            self.steps_to_target, self.seconds_to_target = result.step, result.train_seconds
+
+    def summary(self) -> dict[str, Any]:
+        """The runs-table columns of the outcome."""
+        return {"steps_done": self.steps_done, "steps_to_target": self.steps_to_target,
+                "seconds_to_target": self.seconds_to_target, "best_valid": self.best_valid,
+                "final_valid": self.final_valid, "final_test": self.final_test,
+                "final_train": self.final_train}
+
+
+def diagnostic_rows(steps_and_values: Sequence[tuple[int, Mapping[str, Any]]]
+                    ) -> list[tuple[int, str, float | None]]:
+    """(step, name, value) rows of host diagnostics; an array of n > 1 values gives name/0..n-1.
+    NaN (undefined, e.g. a grafting ratio whose D step was zero) is stored as NULL."""
+    rows: list[tuple[int, str, float | None]] = []
+    for step, values in steps_and_values:
+        for name, value in values.items():
+            flat = np.asarray(value, dtype=np.float64).ravel()
+            names = [name] if flat.size == 1 else [f"{name}/{i}" for i in range(flat.size)]
+            rows.extend((step, n, float(v) if np.isfinite(v) else None) for n, v in zip(names, flat))
+    return rows
+
+
+class Recorder:
+    """One run's writes: nothing on processes other than 0 (one process writes the results)."""
+
+    def __init__(self, writer: store.RunRecorder | None) -> None:
+        self._writer = writer
+
+    @property
+    def run_id(self) -> int:
+        return self._writer.run_id if self._writer is not None else -1
+
+    def record_eval(self, result: EvalResult, diagnostics: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        if self._writer is not None:
+            self._writer.record_eval(result.step, result.train_seconds,
+                                     diagnostics=diagnostic_rows(diagnostics), **result.metrics())
+
+    def finish(self, status: str, outcome: Outcome, train_seconds: float, error: str | None = None
+               ) -> None:
+        if self._writer is None:
+            return
+        if error is not None:  # a failure records how far it got and why, not a partial outcome
+            self._writer.finish(status, error=error, steps_done=outcome.steps_done)
+        else:
+            self._writer.finish(status, train_seconds=train_seconds, **outcome.summary())
+
+
+def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_seconds: float,
+          environment: str, git_revision: str | None) -> Recorder:
+    """A `running` row for `seed` of `plan` (None: a process that does not write)."""
+    if conn is None:
+        return Recorder(None)
+    wl = plan.workload
+    return Recorder(store.RunRecorder(
+        conn, workload=wl.name, submission=plan.submission.name,
+        submission_path=plan.submission.path, hparams=store.canonical_json(plan.hparams),
+        knobs=store.canonical_json(wl.knobs), hparams_given=store.canonical_json(plan.hparams_given),
+        knobs_given=store.canonical_json(plan.knobs_given), config_label=plan.config_label,
+        config_id=plan.config_id, seed=seed, metric=wl.metric, direction=wl.direction.value,
+        target=wl.target, step_budget=plan.budget,
+        global_batch_size=plan.phases[0].phase.global_batch_size, compile_seconds=compile_seconds,
+        environment=environment, git_revision=git_revision))
