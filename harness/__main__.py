@@ -39,6 +39,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("diagnostics_every", 10, "Record the submission's diagnostics (grafting: the "
                          "ratio per group) of every k-th step into the diagnostics table; 0: never.",
                          flag_values=fv)
+    string("tensorboard_dir", None, "run: also write each run's evaluations (and diagnostics) as a "
+           "TensorBoard log under this directory (needs the tensorboard extra; see harness/tensorboard.py).")
     string("run_ids_file", None, "run: append one line per recorded run, `run_id<TAB>seed<TAB>status`, "
            "to this file (for scripts).")
     flags.DEFINE_bool("progress", None, "Show a progress bar per run (default: when stderr is a terminal).",
@@ -71,7 +73,7 @@ def _run(fv: flags.FlagValues) -> None:
     options = RunOptions(seeds=tuple(cli.parse_seeds(fv.seeds)), results=fv.results,
                          data_dir=fv.data_dir, stop_at_target=fv.stop_at_target,
                          progress=cli.progress_default(fv.progress),
-                         diagnostics_every=fv.diagnostics_every)
+                         diagnostics_every=fv.diagnostics_every, tensorboard_dir=fv.tensorboard_dir)
     run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
                           budget=fv.budget)
     if run_plan.config is not None:

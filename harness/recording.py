@@ -17,6 +17,7 @@ import numpy as np
 from harness import store
 from harness.direction import Direction
 from harness.evaluation import EvalResult
+from harness.tensorboard import RunLog, run_dir
 
 if TYPE_CHECKING:
     from harness.plan import RunPlan
@@ -71,24 +72,31 @@ def diagnostic_rows(steps_and_values: Sequence[tuple[int, Mapping[str, Any]]]
 
 
 class Recorder:
-    """One run's writes: nothing on processes other than 0 (one process writes the results)."""
+    """One run's writes: its row in the store and, if asked for, its TensorBoard log; nothing on
+    processes other than 0 (one process writes the results)."""
 
-    def __init__(self, writer: store.RunRecorder | None) -> None:
-        self._writer = writer
+    def __init__(self, writer: store.RunRecorder | None, metric: str = "", log: RunLog | None = None
+                 ) -> None:
+        self._writer, self._metric, self._log = writer, metric, log
 
     @property
     def run_id(self) -> int:
         return self._writer.run_id if self._writer is not None else -1
 
     def record_eval(self, result: EvalResult, diagnostics: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
-        if self._writer is not None:
-            self._writer.record_eval(result.step, result.train_seconds,
-                                     diagnostics=diagnostic_rows(diagnostics), **result.metrics())
+        if self._writer is None:
+            return
+        rows = diagnostic_rows(diagnostics)
+        self._writer.record_eval(result.step, result.train_seconds, diagnostics=rows, **result.metrics())
+        if self._log is not None:
+            self._log.write_eval(result, self._metric, rows)
 
     def finish(self, status: str, outcome: Outcome, train_seconds: float, error: str | None = None
                ) -> None:
         if self._writer is None:
             return
+        if self._log is not None:
+            self._log.close()
         if error is not None:  # a failure records how far it got and why, not a partial outcome
             self._writer.finish(status, error=error, steps_done=outcome.steps_done)
         else:
@@ -96,12 +104,13 @@ class Recorder:
 
 
 def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_seconds: float,
-          environment: str, git_revision: str | None) -> Recorder:
-    """A `running` row for `seed` of `plan` (None: a process that does not write)."""
+          environment: str, git_revision: str | None, tensorboard_dir: str | None = None) -> Recorder:
+    """A `running` row for `seed` of `plan` (None: a process that does not write), and its
+    TensorBoard log under `tensorboard_dir` if given (harness/tensorboard.py)."""
     if conn is None:
         return Recorder(None)
     wl = plan.workload
-    return Recorder(store.RunRecorder(
+    writer = store.RunRecorder(
         conn, workload=wl.name, submission=plan.submission.name,
         submission_path=plan.submission.path, hparams=store.canonical_json(plan.hparams),
         knobs=store.canonical_json(wl.knobs), hparams_given=store.canonical_json(plan.hparams_given),
@@ -109,4 +118,7 @@ def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_sec
         config_id=plan.config_id, seed=seed, metric=wl.metric, direction=wl.direction.value,
         target=wl.target, step_budget=plan.budget,
         global_batch_size=plan.phases[0].phase.global_batch_size, compile_seconds=compile_seconds,
-        environment=environment, git_revision=git_revision))
+        environment=environment, git_revision=git_revision)
+    log = (RunLog(run_dir(tensorboard_dir, plan, seed, writer.run_id), plan.hparams)
+           if tensorboard_dir is not None else None)
+    return Recorder(writer, wl.metric, log)

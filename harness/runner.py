@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from harness import environment, parallel, recording, store
+from harness import environment, parallel, recording, store, tensorboard
 from harness.errors import UserError
 from harness.evaluation import EvalResult, Evaluator, host_sums, mean_loss_and_metric
 from harness.formatting import format_metric
@@ -36,6 +36,8 @@ class RunOptions:
     progress: bool = True
     # Record the submission's diagnostics (if it defines any) of every k-th step; 0: never.
     diagnostics_every: int = 10
+    # Also write each run's evaluations as a TensorBoard log under this directory (harness/tensorboard.py).
+    tensorboard_dir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +123,8 @@ class Sweep:
             raise UserError(f"--diagnostics_every must be >= 0 (0: never record), got "
                             f"{options.diagnostics_every}")
         store.check_writable(options.results)
+        if options.tensorboard_dir is not None:
+            tensorboard.check(options.tensorboard_dir)
         self.plan, self.options = plan, options
         self.workload = plan.workload
         self.data = self.workload.load_data(options.data_dir)
@@ -184,7 +188,7 @@ class Sweep:
     def run_seed(self, conn: Any, seed: int) -> RunSummary:
         """Train `seed` for the budget (or to the target with stop_at_target) and record it."""
         recorder = recording.start(conn if self.primary else None, self.plan, seed, self.compile_seconds,
-                                   self.environment, self.git_revision)
+                                   self.environment, self.git_revision, self.options.tensorboard_dir)
         outcome = recording.Outcome(self.workload.direction, self.workload.target)
         clock, evals = Clock(), Clock()
         bar = tqdm(total=self.plan.budget, desc=f"{self.plan.submission.name} seed {seed}", unit="step",

@@ -1,13 +1,17 @@
-"""Bad input: each case is a one-line error, a non-zero exit, and an unchanged results database."""
+"""Bad input: each case is a one-line error, exit code 2, and an unchanged results database.
+
+The cases run the entry point in-process (harness.cli.invoke: the real flag parsing and error
+handling); a few run it as a real process, for the exit code and traceback-free output."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import shutil
+from collections.abc import Callable
 
 import pytest
-from conftest import BAD_SUBMISSIONS, file_digest, run_cli
+from conftest import BAD_SUBMISSIONS, Result, file_digest, run_cli
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 
@@ -50,43 +54,82 @@ CASES = {
     "dataset missing": (["--data_dir=/nonexistent/fmnist"], "apt-get install dataset-fashion-mnist"),
     "results not writable": (["--results=/nonexistent/dir/results.db"], "cannot create results database"),
     "zero budget": (["--budget=0"], "--budget must be a positive"),
+    "budget not an integer": (["--budget=ten"], "flag --budget=ten"),
+    "unknown flag": (["--learning_rate=0.1"], "Unknown command line flag 'learning_rate'"),
     "hparams list of the wrong length": (["--hparams=[{}, {}]"], "has 2 mapping(s) but the workload has 1 phase"),
     "hparams list of non-objects": (["--hparams=[1, 2]"], "must be a list of JSON objects"),
     "unknown config": (["--config=nope"], "unknown config 'nope' for submission nesterov"),
     "config for another workload": (["--config=config_a"], "is for workload imagenet_resnet50"),
+    "diagnostics_every negative": (["--diagnostics_every=-1"], "--diagnostics_every must be >= 0"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_one_line_and_leaves_results_unchanged(name: str, recorded_db: str) -> None:
-    overrides, expected = CASES[name]
+def harness_run(results: str, overrides: list[str]) -> list[str]:
     args = {"--workload": "fashion_mnist_resnet", "--submission": "nesterov", "--seeds": "0",
-            "--budget": "1", "--results": recorded_db}
+            "--budget": "1", "--results": results, "--progress": "false"}
     for o in overrides:
         key, value = o.split("=", 1)
         args[key] = value
-    before = file_digest(recorded_db)
-    proc = run_cli("harness", "run", *(f"{k}={v}" for k, v in args.items()))
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert lines and lines[-1].startswith("error: ") and expected in lines[-1], lines[-3:]
-    assert "Traceback" not in proc.stderr
-    assert file_digest(recorded_db) == before
+    return ["run", *(f"{k}={v}" for k, v in args.items())]
+
+
+def assert_one_line_error(result: Result, expected: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines[-3:]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_and_leaves_results_unchanged(
+        name: str, results_db: str, main_in_process: Callable[..., Result]) -> None:
+    overrides, expected = CASES[name]
+    before = file_digest(results_db)
+    assert_one_line_error(main_in_process("harness", *harness_run(results_db, overrides)), expected)
+    assert file_digest(results_db) == before
 
 
 @pytest.mark.parametrize("kind, expected", [("magic", "bad IDX magic number"),
                                             ("size", "header says shape")])
-def test_corrupt_idx_file(kind: str, expected: str, tmp_path: str, recorded_db: str) -> None:
+def test_corrupt_idx_file(kind: str, expected: str, tmp_path: str, results_db: str,
+                          main_in_process: Callable[..., Result]) -> None:
     data_dir = corrupt_data_dir(str(tmp_path), kind)
-    before = file_digest(recorded_db)
-    proc = run_cli("harness", "run", "--workload=fashion_mnist_resnet", "--submission=nesterov",
-                   "--budget=1", f"--data_dir={data_dir}", f"--results={recorded_db}")
+    before = file_digest(results_db)
+    result = main_in_process("harness", *harness_run(results_db, [f"--data_dir={data_dir}"]))
+    assert_one_line_error(result, expected)
+    assert result.stderr.startswith("error: corrupt data file")
+    assert file_digest(results_db) == before
+
+
+def test_unknown_command_is_a_usage_error(main_in_process: Callable[..., Result]) -> None:
+    assert_one_line_error(main_in_process("harness", "train"), "usage: python -m harness")
+
+
+# --- as real processes: exit codes, no traceback, no JAX for scoring's errors ---------------------
+
+
+@pytest.mark.cli
+def test_process_bad_hparam_exits_2_without_traceback(results_db: str) -> None:
+    before = file_digest(results_db)
+    proc = run_cli("harness", *harness_run(results_db, ["--hparams={\"learning_rat\": 0.1}"]))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown hparam 'learning_rat'")
+    assert file_digest(results_db) == before
+
+
+@pytest.mark.cli
+def test_process_flag_error_exits_2_not_absl_fatal() -> None:
+    proc = run_cli("harness", "run", "--budget=ten")
+    assert proc.returncode == 2 and "FATAL" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: flag --budget=ten")
+
+
+@pytest.mark.cli
+def test_process_scoring_bad_flag_does_not_load_jax() -> None:
+    proc = run_cli("scoring", "leaderboard", "--bogus",
+                   env={"PYTHONPROFILEIMPORTTIME": "1"})  # -X importtime: every import on stderr
     assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: corrupt data file") and expected in last, last
-    assert file_digest(recorded_db) == before
-
-
-def test_unknown_command_prints_usage() -> None:
-    proc = run_cli("harness", "train")
-    assert proc.returncode == 2 and "usage: python -m harness" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: Unknown command line flag 'bogus'; "
+                                                    "see --help")
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "import time:" in line}
+    assert "scoring.aggregate" in imported and not {"jax", "flax", "tensorflow"} & imported

@@ -4,6 +4,8 @@ run identical (to float tolerance) to a single-process run."""
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import socket
 import sqlite3
@@ -31,6 +33,8 @@ def evals(db: str) -> list[tuple[float, ...]]:
         conn.close()
 
 
+@pytest.mark.slow
+@pytest.mark.cli
 def test_two_processes_record_what_one_process_records(tmp_path: str) -> None:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)

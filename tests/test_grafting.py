@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 from _submission_helpers import LAYOUT, context, flatten, nest, param_types, random_grads, random_params
-from conftest import file_digest, run_cli
+from conftest import Result, file_digest, run_cli
 
 from harness import spec
 from harness import submission_loader as loader
@@ -251,6 +251,7 @@ def grafted_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_diagnostics_recorded_every_k_steps(grafted_db: str) -> None:
     conn = sqlite3.connect(grafted_db)
     rows = conn.execute("SELECT step, name, value FROM diagnostics ORDER BY step, name").fetchall()
@@ -261,6 +262,8 @@ def test_diagnostics_recorded_every_k_steps(grafted_db: str) -> None:
     assert sub == "adamw#nesterov" and json.loads(hp)["partition"] == "param_type"
 
 
+@pytest.mark.slow
+@pytest.mark.cli
 def test_discover_schedule_and_plot(grafted_db: str, tmp_path: str) -> None:
     out = os.path.join(tmp_path, "c.json")
     proc = run_cli("harness", "discover-schedule", "--run=1", "--first_steps=4", "--round",
@@ -294,25 +297,47 @@ BAD = {
     "unknown partition": (["--submission=adamw#sgd", '--hparams={"partition": "rows"}'],
                           "unknown grafting partition 'rows'"),
     "sgd_corrected without file": (["--submission=sgd_corrected"], "hparam corrections must be"),
+    "config of no child": (["--submission=adamw#sgd", "--config=mlperf"],
+                           "unknown config 'mlperf' for submission adamw#sgd"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_bad_grafting_input(name: str, grafted_db: str) -> None:
+def test_bad_grafting_input(name: str, results_db: str, main_in_process: Callable[..., Result]) -> None:
     overrides, expected = BAD[name]
     args = {"--workload": "fashion_mnist_lenet", "--seeds": "0", "--budget": "1",
-            "--results": grafted_db}
+            "--results": results_db}
     args.update(o.split("=", 1) for o in overrides)
-    before = file_digest(grafted_db)
-    proc = run_cli("harness", "run", *(f"{k}={v}" for k, v in args.items()))
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert lines and lines[-1].startswith("error: ") and expected in lines[-1], lines[-3:]
-    assert "Traceback" not in proc.stderr
-    assert file_digest(grafted_db) == before
+    before = file_digest(results_db)
+    result = main_in_process("harness", "run", *(f"{k}={v}" for k, v in args.items()))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert file_digest(results_db) == before
 
 
-def test_discover_schedule_bad_run(grafted_db: str) -> None:
-    proc = run_cli("harness", "discover-schedule", "--run=99", "--first_steps=4",
-                   f"--results={grafted_db}")
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: no run 99")
+def test_discover_schedule_bad_run(results_db: str, main_in_process: Callable[..., Result]) -> None:
+    result = main_in_process("scoring", "discover-schedule", "--run=99", "--first_steps=4",
+                             f"--results={results_db}")
+    assert result.returncode == 2 and result.stderr.startswith("error: no run 99")
+
+
+def test_discover_schedule_needs_recorded_ratios(results_db: str,
+                                                 main_in_process: Callable[..., Result]) -> None:
+    result = main_in_process("harness", "discover-schedule", "--run=1", "--first_steps=4",
+                             f"--results={results_db}")
+    assert result.returncode == 2 and "has no recorded grafting ratios" in result.stderr
+
+
+def test_children_configs_apply_to_a_graft() -> None:
+    """--config of a graft: M's named config prefixed M. (adamw's pydocs_bert), D has none."""
+    from harness import configs
+
+    graft = loader.load("adam_graft_sgd")
+    named = configs.load_config(graft, "pydocs_bert")
+    adamw = configs.load_config(loader.load("adamw"), "pydocs_bert")
+    assert named.workload == "pydocs_bert" and named.source.startswith("M: ")
+    assert named.hparams == {f"M.{k}": v for k, v in adamw.hparams.items()}
+    per_phase = configs.load_config(loader.load("adamw#sgd"), "nado_table8_32k")
+    assert isinstance(per_phase.hparams, list) and len(per_phase.hparams) == 2
+    assert all(k.startswith("M.") for h in per_phase.hparams for k in h)

@@ -6,6 +6,8 @@ Runs in a subprocess because the device count is fixed when jax starts
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -41,6 +43,8 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
+@pytest.mark.cli
 def test_two_devices_match_one_device() -> None:
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import sqlite3
@@ -14,6 +16,8 @@ def readme() -> str:
         return f.read()
 
 
+@pytest.mark.slow
+@pytest.mark.cli
 def test_tutorial_submission_runs(tmp_path: str) -> None:
     text = readme()
     block = re.search(r"Save this as `my_sgd.py`.*?```python\n(.*?)```", text, re.S)

@@ -331,6 +331,7 @@ def snapshot(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
+@pytest.mark.cli
 def test_cli_missing_db(tmp_path: Path) -> None:
     proc = run_cli(f"--results={tmp_path / 'nope.db'}", f"--out={tmp_path / 'lb'}")
     assert proc.returncode == 2
@@ -339,6 +340,7 @@ def test_cli_missing_db(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists()
 
 
+@pytest.mark.cli
 def test_cli_unknown_workload(db, tmp_path: Path) -> None:
     path, _ = db
     proc = run_cli("--workload=imagenet", f"--results={path}", f"--out={tmp_path / 'lb'}")
@@ -348,6 +350,7 @@ def test_cli_unknown_workload(db, tmp_path: Path) -> None:
     assert "imagenet" in lines[0] and "mnist, wmt" in lines[0]
 
 
+@pytest.mark.cli
 def test_cli_unknown_command(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "scoring", "frobnicate"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -355,6 +358,7 @@ def test_cli_unknown_command(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
+@pytest.mark.cli
 def test_cli_does_not_modify_db(db, tmp_path: Path) -> None:
     path, ids = db
     before = snapshot(path)

@@ -23,6 +23,7 @@ def random_batch(n: int, seed: int = 0) -> dict[str, jax.Array]:
             "y": jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
 
 
+@pytest.mark.slow
 def test_accumulated_gradient_equals_full_batch_gradient_without_bn() -> None:
     w = get_workload("fashion_mnist_lenet")
     params, state, _ = w.init(jax.random.PRNGKey(0))
@@ -37,6 +38,7 @@ def test_accumulated_gradient_equals_full_batch_gradient_without_bn() -> None:
     np.testing.assert_allclose(sums["loss"], full_sums["loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_ghost_batch_norm_is_per_micro_batch() -> None:
     """With BN, the step's gradient is the mean of per-micro-batch gradients (statistics over 64),
     not the gradient over the whole batch; running stats are the mean of the per-micro updates."""
@@ -73,6 +75,7 @@ def rows(db: str, sql: str) -> list[sqlite3.Row]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
     db = f"{tmp_path}/r.db"
     summaries = run_sweep(plan.build("fashion_mnist_lenet", "nesterov", budget=6,
@@ -95,6 +98,7 @@ def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
     assert e["valid_metric"] == r["best_valid"] == r["final_valid"] and e["test_metric"] == r["final_test"]
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic_per_seed(tmp_path: str) -> None:
     db = f"{tmp_path}/r.db"
     sweep = Sweep(plan.build("fashion_mnist_lenet", "adamw", budget=4),
@@ -108,6 +112,7 @@ def test_runs_are_deterministic_per_seed(tmp_path: str) -> None:
     assert evals[a.run_id] != evals[c.run_id]
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
     db = f"{tmp_path}/r.db"
     summaries = run_sweep(plan.build("fashion_mnist_lenet", f"{BAD_SUBMISSIONS}/diverges.py", budget=50),
@@ -117,6 +122,7 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path: str) -> None:
     assert [r["status"] for r in rows(db, "SELECT status FROM runs")] == ["diverged", "diverged"]
 
 
+@pytest.mark.slow
 def test_stop_at_target(tmp_path: str, easy_target: None) -> None:
     db = f"{tmp_path}/r.db"
     (s,) = run_sweep(plan.build("fashion_mnist_resnet", "nesterov", budget=39),
