@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh Debian machine:
 #   make bench   set up, run the CPU benchmark (5 submissions x 5 seeds), print the leaderboard
-#   make test    set up, run the tests
+#   make test    set up, lint (ruff, mypy), run every test
+# While developing: make test-fast (the tests not marked slow, about 2 minutes), make lint.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,14 +10,14 @@ SEEDS ?= 0-4
 SUBMISSIONS ?= nesterov momentum adamw lars lamb
 WORKLOAD ?= fashion_mnist_resnet
 
-.PHONY: setup data bench test leaderboard clean
+.PHONY: setup data bench test test-fast lint leaderboard clean
 
 setup: $(VENV)/.installed data
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,fullscale]'
+	$(PY) -m pip install -q -e '.[test,fullscale,tensorboard]'
 	touch $@
 
 data:
@@ -33,8 +34,15 @@ bench: setup
 leaderboard: setup
 	$(PY) -m scoring leaderboard --results=$(RESULTS) --out=results/leaderboard
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) results

@@ -80,7 +80,8 @@ def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
     db = f"{tmp_path}/r.db"
     summaries = run_sweep(plan.build("fashion_mnist_lenet", "nesterov", budget=6,
                                      hparams={"learning_rate": 0.05}),
-                          RunOptions(seeds=(3, 4), results=db, progress=False))
+                          RunOptions(seeds=(3, 4), results=db, progress=False,
+                                     tensorboard_dir=f"{tmp_path}/tb"))
     assert [s.status for s in summaries] == ["completed", "completed"]
     runs = rows(db, "SELECT * FROM runs ORDER BY run_id")
     assert [r["seed"] for r in runs] == [3, 4] and {r["status"] for r in runs} == {"completed"}
@@ -96,6 +97,24 @@ def test_run_records_runs_and_evals(tmp_path: str, easy_target: None) -> None:
     e = evals[0]
     assert 0 < e["valid_metric"] <= 1 and 0 < e["test_metric"] <= 1 and e["train_loss"] > 0
     assert e["valid_metric"] == r["best_valid"] == r["final_valid"] and e["test_metric"] == r["final_test"]
+    # the same evaluation in the run's TensorBoard log (harness/tensorboard.py)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir = f"{tmp_path}/tb/fashion_mnist_lenet/nesterov_{r['config_id']}/seed3_run{r['run_id']}"
+    events = EventAccumulator(logdir, size_guidance={"tensors": 0})
+    events.Reload()
+    scalars = {tag: [(ev.step, float(np.asarray(tf_array(ev)))) for ev in events.Tensors(tag)]
+               for tag in events.Tags()["tensors"] if not tag.startswith("_hparams_")}
+    assert scalars["valid/accuracy"] == [(6, pytest.approx(e["valid_metric"], rel=1e-6))]
+    assert scalars["train/loss"] == [(6, pytest.approx(e["train_loss"], rel=1e-6))]
+    assert set(scalars) == {f"{split}/{m}" for split in ("train", "valid", "test")
+                            for m in ("loss", "accuracy")} | {"train_seconds"}
+
+
+def tf_array(event: object) -> np.ndarray:
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(event.tensor_proto)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
