@@ -3,8 +3,9 @@ a mesh of 2 devices versus 1, measured alternately in one run.
 
   python -m harness.bench_parallel [--workload=fashion_mnist_resnet] [--steps=10] [--rounds=3]
 
-Rounds alternate which side goes first (ABBA). On a CPU-only machine the devices are host devices: the script re-executes itself with
-XLA_FLAGS=--xla_force_host_platform_device_count=2 when jax sees fewer than 2 devices.
+Rounds alternate which side goes first (ABBA). On a CPU-only machine the devices are host devices:
+the script re-executes itself with XLA_FLAGS=--xla_force_host_platform_device_count=2 when jax
+sees fewer than 2 devices.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ run identical (to float tolerance) to a single-process run."""
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import socket
 import sqlite3
@@ -13,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["-m", "harness", "run", "--workload=fashion_mnist_lenet", "--submission=nesterov",

@@ -6,14 +6,13 @@ Runs in a subprocess because the device count is fixed when jax starts
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = r"""
 import json, jax, numpy as np

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import re
 import sqlite3
 
+import pytest
 from conftest import REPO, run_cli
 
 

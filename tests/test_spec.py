@@ -9,8 +9,18 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from harness.spec import (Direction, Knob, ParamType, SubmissionContext, UserError, Phase,
-                          split_param_types, typed, validate_knobs, weight_mask)
+from harness.spec import (
+    Direction,
+    Knob,
+    ParamType,
+    Phase,
+    SubmissionContext,
+    UserError,
+    split_param_types,
+    typed,
+    validate_knobs,
+    weight_mask,
+)
 from harness.training import abstract_init
 from workloads import get_workload
 

@@ -45,7 +45,8 @@ def test_old_database_gains_new_columns(tmp_path: str) -> None:
 def test_describe_config() -> None:
     row = pd.Series({"hparams": '{"a":1,"b":2.5}', "hparams_given": '{"b":2.5}', "knobs_given": '{"gamma0":0.4}'})
     assert describe_config(row) == "b=2.5 knobs:gamma0=0.4"
-    assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": "{}", "knobs_given": "{}"})) == "defaults"
+    defaults = pd.Series({"hparams": '{"a":1}', "hparams_given": "{}", "knobs_given": "{}"})
+    assert describe_config(defaults) == "defaults"
     assert describe_config(pd.Series({"hparams": '{"a":1}', "hparams_given": None})) == "a=1"  # migrated
     named = pd.Series({"hparams": '{"a":1}', "hparams_given": '{"a":1}', "knobs_given": "{}",
                        "config_label": "mlperf a=1"})

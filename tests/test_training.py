@@ -48,7 +48,7 @@ def test_ghost_batch_norm_is_per_micro_batch() -> None:
     grads, new_state, _ = accumulate_gradients(w, params, state, batch, jax.random.PRNGKey(0), w.micro_batch_size)
     per_micro = []
     for i in range(4):
-        mb = jax.tree.map(lambda x: x[i * 64:(i + 1) * 64], batch)
+        mb = jax.tree.map(lambda x, i=i: x[i * 64:(i + 1) * 64], batch)
         per_micro.append(jax.grad(w.train_loss, has_aux=True)(params, state, mb, None))
     mean_grads = jax.tree.map(lambda *g: sum(g) / 4, *(g for g, _ in per_micro))
     mean_state = jax.tree.map(lambda *s: sum(s) / 4, *(s for _, (s, _) in per_micro))
