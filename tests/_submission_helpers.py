@@ -12,7 +12,8 @@ import numpy as np
 from harness import spec
 
 REPO = Path(__file__).resolve().parent.parent
-SUBMISSIONS = ("nesterov", "momentum", "adamw", "lars", "lamb")
+#: The built-in submissions whose optimizer(hparams, ctx) is one optax transformation (lib/protocol).
+SUBMISSIONS = ("sgd", "momentum", "nesterov", "adagrad", "adamw", "bert_adamw", "lars", "lamb")
 
 #: name -> (shape, ParamType): a conv weight, a dense weight, a BN scale, a BN bias and a bias.
 LAYOUT: dict[str, tuple[tuple[int, ...], spec.ParamType]] = {

@@ -1,9 +1,10 @@
 """Each submission's update against an independent plain-numpy float64 implementation of its reference.
 
 The references below are written from the formulas (Nado et al. 2021 Sec. 2.1; You et al. 2019
-Algorithm 2; MLPerf LARS and BERT AdamWeightDecay as in DESIGN.md "Numerical references"), not from
-the code under test. Multi-phase runs: the submission's next_phase at each phase start, against a
-reference that keeps or resets its state and step count (restart_per_phase).
+Algorithm 2; MLPerf LARS and BERT AdamWeightDecay as in DESIGN.md "Numerical references"; plain SGD
+and Duchi et al. 2011's diagonal AdaGrad as in the submissions' docstrings), not from the code under
+test. Multi-phase runs: the submission's next_phase at each phase start, against a reference that
+keeps or resets its state and step count (restart_per_phase).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _submission_helpers import (LAYOUT, context, flatten, load_submission, nest, param_types,
-                                 random_grads, random_params)
+from _submission_helpers import (LAYOUT, SUBMISSIONS, context, flatten, load_submission, nest,
+                                 param_types, random_grads, random_params)
 
 from harness import spec
 from submissions.lib import schedules, transforms
@@ -66,12 +67,31 @@ def norm(x: np.ndarray) -> float:
 
 
 def ref_sgd(hp: dict, nesterov: bool) -> Callable:
+    """g = grad + lambda w (weights only); mu = 0: -lr g; else v = mu v + g and -lr v (heavy ball)
+    or -lr (mu v + g) (Nesterov)."""
     def step(t: int, lr: float, w: dict, g: dict, s: dict) -> dict:
         mu, out = hp["momentum"], {}
         for k in w:
             gk = g[k] + hp["weight_decay"] * w[k] if WEIGHT_LIKE[k] else g[k]
+            if mu == 0:
+                out[k] = -lr * gk
+                continue
             s[k] = mu * s.get(k, 0.0) + gk
             out[k] = -lr * (mu * s[k] + gk) if nesterov else -lr * s[k]
+        return out
+    return step
+
+
+def ref_adagrad(hp: dict) -> Callable:
+    """Duchi et al. 2011, diagonal: g = grad + lambda w (weights only), a = a + g^2 from
+    a_0 = initial_accumulator_value, -lr g / sqrt(a + eps), and 0 where a = 0."""
+    def step(t: int, lr: float, w: dict, g: dict, s: dict) -> dict:
+        out = {}
+        for k in w:
+            gk = g[k] + hp["weight_decay"] * w[k] if WEIGHT_LIKE[k] else g[k]
+            s[k] = s.get(k, hp["initial_accumulator_value"]) + gk * gk
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 where a = 0 and eps = 0
+                out[k] = np.where(s[k] > 0, -lr * gk / np.sqrt(s[k] + hp["eps"]), 0.0)
         return out
     return step
 
@@ -155,6 +175,8 @@ def ref_bert_adamw(hp: dict) -> Callable:
 
 
 REFERENCES: dict[str, Callable[[dict], Callable]] = {
+    "sgd": lambda hp: ref_sgd(hp, nesterov=hp["nesterov"]),
+    "adagrad": ref_adagrad,
     "nesterov": lambda hp: ref_sgd(hp, nesterov=True),
     "momentum": lambda hp: ref_sgd(hp, nesterov=False),
     "adamw": ref_adamw,
@@ -253,8 +275,8 @@ def test_sgd_family(name: str, p_warmup: float) -> None:
     assert_matches(name, {**SGD_HP, "p_warmup": p_warmup})
 
 
-@pytest.mark.parametrize("name", ["nesterov", "momentum"])
-def test_sgd_family_l2_only_on_weights(name: str) -> None:
+@pytest.mark.parametrize("name", ["nesterov", "momentum", "sgd", "adagrad"])
+def test_l2_only_on_weights(name: str) -> None:
     """With zero gradients only the L2 term moves anything: weights move, BN and biases must not."""
     module, ctx = load_submission(name), context(BUDGET)
     hp = {**module.DEFAULT_HPARAMS, **SGD_HP}
@@ -263,6 +285,53 @@ def test_sgd_family_l2_only_on_weights(name: str) -> None:
     updates, _ = module.update(zeros, module.init(p, hp, ctx), p, hp, ctx)
     for k, u in flatten(updates).items():
         assert bool(jnp.any(u != 0)) == WEIGHT_LIKE[k], k
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.0, True), (0.9, False), (0.9, True)])
+def test_sgd(momentum: float, nesterov: bool) -> None:
+    """mu = 0: plain SGD, w -= lr (g + lambda w) (no buffer; nesterov changes nothing); mu > 0: heavy
+    ball or Nesterov. L2 (lambda = 0.05) on weights only, in the comparison with the reference."""
+    assert_matches("sgd", {**SGD_HP, "momentum": momentum, "nesterov": nesterov})
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov"])
+@pytest.mark.parametrize("momentum", [-0.1, 1.0])
+def test_sgd_family_momentum_outside_0_1_is_a_build_error(name: str, momentum: float) -> None:
+    """The shared builder (the sgd submission's optimizer) takes mu in [0, 1) only."""
+    module = load_submission(name)
+    params = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    with pytest.raises(spec.UserError) as err:
+        module.init(params, {**module.DEFAULT_HPARAMS, "momentum": momentum}, context(BUDGET))
+    message = str(err.value)
+    assert "\n" not in message and "momentum" in message and str(momentum) in message
+
+
+ADAGRAD_HP = {"init_learning_rate": 0.05, "final_learning_rate": 0.01}
+
+
+@pytest.mark.parametrize("initial_accumulator_value, weight_decay, eps", [
+    (0.1, 0.0, 1e-7), (0.1, 0.05, 1e-2), (0.0, 0.05, 1e-7), (0.0, 0.0, 1e-2),
+])  # eps = 1e-2: sqrt(a + eps) and sqrt(a) + eps differ by more than the tolerance
+def test_adagrad(initial_accumulator_value: float, weight_decay: float, eps: float) -> None:
+    """a_t = a_{t-1} + g_t^2 from a_0, w -= lr g / sqrt(a_t + eps), L2 on weights only."""
+    assert_matches("adagrad", {**ADAGRAD_HP, "initial_accumulator_value": initial_accumulator_value,
+                               "weight_decay": weight_decay, "eps": eps})
+
+
+@pytest.mark.parametrize("eps", [1e-7, 0.0])
+def test_adagrad_zero_accumulator(eps: float) -> None:
+    """a_0 = 0 and zero gradients: the update is 0 where a_t = 0 (with eps = 0, g / sqrt(a + eps)
+    alone would be 0 / 0). bn/scale's gradient is zero at steps 0-2 (a_t = 0 until step 3),
+    dense/bias's at every step; conv/kernel's at step 0 only, where the L2 term (weights only)
+    still gives g_t = lambda w_t != 0."""
+    zero = (tuple((t, "bn/scale") for t in range(3)) + tuple((t, "dense/bias") for t in range(STEPS))
+            + ((0, "conv/kernel"),))
+    got = assert_matches("adagrad", {**ADAGRAD_HP, "initial_accumulator_value": 0.0, "eps": eps,
+                                     "weight_decay": 0.05}, zero_grads=zero)
+    assert all(np.all(np.isfinite(u)) for step in got for u in step.values())
+    assert all(np.all(got[t]["bn/scale"] == 0) for t in range(3)) and np.all(got[3]["bn/scale"] != 0)
+    assert all(np.all(got[t]["dense/bias"] == 0) for t in range(STEPS))
+    assert np.all(got[0]["conv/kernel"] != 0)
 
 
 @pytest.mark.parametrize("bias_correction", [True, False])
@@ -429,10 +498,23 @@ def test_bert_adamw_warmup_boundary_and_no_bias_correction() -> None:
             np.testing.assert_allclose(got[t][k], want[t][k], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("clip", [0.0, -1.0])
+def test_bert_adamw_requires_clipping(clip: float) -> None:
+    """The BERT code always clips: grad_clip_norm <= 0 is a one-line UserError at build time."""
+    module = load_submission("bert_adamw")
+    params = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    with pytest.raises(spec.UserError) as err:
+        module.init(params, {**module.DEFAULT_HPARAMS, "grad_clip_norm": clip}, context(BUDGET))
+    message = str(err.value)
+    assert "\n" not in message and "grad_clip_norm must be > 0" in message and str(clip) in message
+
+
 # --- phases: next_phase keeps or restarts the state ----------------------------------------------
 
 PHASES = (5, 4)  # a 2-phase workload: 5 + 4 steps, budget 9
 PHASE_OVERRIDES: dict[str, dict] = {
+    "sgd": {**SGD_HP, "momentum": 0.9, "nesterov": True},
+    "adagrad": {**ADAGRAD_HP, "weight_decay": 0.05},
     "nesterov": {**SGD_HP},
     "momentum": {**SGD_HP},
     "adamw": {"weight_decay": 0.5, "final_learning_rate": 1e-4, "eps": 1e-3},
@@ -569,7 +651,7 @@ def test_lamb_differs_from_optax_lamb() -> None:
     assert _max_rel_diff(no_correction, optax_lamb) > 1e-3
 
 
-@pytest.mark.parametrize("name", ["nesterov", "momentum", "adamw", "lars", "lamb", "bert_adamw"])
+@pytest.mark.parametrize("name", SUBMISSIONS)
 def test_float32_params_stay_float32(name: str) -> None:
     jax.config.update("jax_enable_x64", False)
     module, ctx = load_submission(name), context(BUDGET)
@@ -579,3 +661,21 @@ def test_float32_params_stay_float32(name: str) -> None:
     updates, state = jax.jit(lambda g, s, p: module.update(g, s, p, module.DEFAULT_HPARAMS, ctx))(g, state, p)
     assert {u.dtype for u in jax.tree.leaves(updates)} == {jnp.dtype(jnp.float32)}
     assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates))
+
+
+@pytest.mark.parametrize("name", SUBMISSIONS)
+def test_optimizer_builder_is_public(name: str) -> None:
+    """Every optax-built submission exposes optimizer(hparams, ctx), the transformation its init
+    and update run (protocol.from_optax): same state, same update."""
+    module, ctx = load_submission(name), context(BUDGET)
+    tx = module.optimizer(module.DEFAULT_HPARAMS, ctx)
+    assert isinstance(tx, optax.GradientTransformation)
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    g = jax.tree.map(jnp.asarray, nest(random_grads(1, 1)[0]))
+    state = module.init(p, module.DEFAULT_HPARAMS, ctx)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(tx.init(p))):
+        np.testing.assert_array_equal(a, b)
+    got, _ = module.update(g, state, p, module.DEFAULT_HPARAMS, ctx)
+    want, _ = tx.update(g, tx.init(p), p)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)

@@ -7,8 +7,10 @@ import math
 import jax
 import jax.numpy as jnp
 import pytest
+from _submission_helpers import load_submission
 
 from harness import spec
+from harness.submission_loader import builtin_names
 from submissions.lib import schedules
 
 
@@ -135,6 +137,42 @@ def test_from_hparams_unknown_schedule_is_one_line_user_error() -> None:
 def test_from_hparams_invalid_is_user_error(hparams: dict) -> None:
     with pytest.raises(spec.UserError):
         schedules.from_hparams(hparams, ctx(100))
+
+
+# --- the registry and the shared defaults -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
+def test_every_schedule_builds_from_the_shared_defaults(name: str) -> None:
+    """schedules.DEFAULTS and a learning rate hold every key of every registered schedule."""
+    needs, _ = schedules.SCHEDULES[name]
+    assert set(needs) <= set(schedules.DEFAULTS) | {"learning_rate"}
+    s = schedules.from_hparams({**schedules.DEFAULTS, "learning_rate": 1.0, "schedule": name}, ctx(100))
+    assert lr_at(s, 0) == 0.0 and 0.5 < lr_at(s, 16) <= 1.0  # warmup: round(0.15 * 100) = 15 steps
+
+
+def test_a_registry_entry_is_a_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a schedule is one entry of SCHEDULES: from_hparams checks its keys and builds it."""
+    constant = (("learning_rate",), lambda h, warmup, total: lambda t: h["learning_rate"] + 0.0 * t)
+    monkeypatch.setitem(schedules.SCHEDULES, "constant", constant)
+    s = schedules.from_hparams({"schedule": "constant", "learning_rate": 0.3, "warmup_steps": 0},
+                               ctx(100))
+    assert lr_at(s, 0) == lr_at(s, 99) == pytest.approx(0.3)
+    with pytest.raises(spec.UserError, match="schedule 'constant' needs hparams learning_rate"):
+        schedules.from_hparams({"schedule": "constant", "warmup_steps": 0}, ctx(100))
+
+
+def test_builtin_submissions_extend_the_shared_defaults() -> None:
+    """Every built-in DEFAULT_HPARAMS holds the keys of schedules.DEFAULTS with their types, and
+    its schedule builds (grafted ones: under both prefixes)."""
+    for name in builtin_names():
+        defaults = load_submission(name).DEFAULT_HPARAMS
+        prefixes = ("M.", "D.") if "M.schedule" in defaults else ("",)
+        for p in prefixes:
+            for key, value in schedules.DEFAULTS.items():
+                assert type(defaults[p + key]) is type(value), (name, p + key)
+            own = {k[len(p):]: v for k, v in defaults.items() if k.startswith(p)}
+            schedules.from_hparams(own, ctx(100))
 
 
 @pytest.mark.parametrize("warmup, total", [(0, 7), (3, 11), (706, 2512), (24, 160)])

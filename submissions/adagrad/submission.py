@@ -17,18 +17,11 @@ from harness import spec
 from submissions.lib import protocol, schedules
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 0.1,
     "initial_accumulator_value": 0.1,
     "eps": 1e-7,
     "weight_decay": 0.0,
-    "schedule": "mlperf_polynomial",
-    "warmup_fraction": 0.15,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
-    "final_learning_rate": 1e-4,
-    "p_warmup": 1.0,
-    "p_decay": 2.0,
-    "restart_per_phase": False,
 }
 
 

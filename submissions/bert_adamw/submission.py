@@ -13,9 +13,9 @@ from peak * (w - 1) / w to about peak * (1 - w / T)) are the two details Nado et
 footnotes 12-13) name as differences from standard Adam; You et al. 2019 ran their Adam(W) and
 LAMB baselines in this code. The decay mask is spec.weight_mask (the code's
 exclude_from_weight_decay = ["LayerNorm", "layer_norm", "bias"]; embeddings are decayed).
-Built from optax.clip_by_global_norm and transforms.adamw(bias_correction=False): optax.adamw
-always bias-corrects. The schedule is schedules.bert_warmup_polynomial_decay (or any other one
-named by hparams["schedule"]).
+Built from lib/clipping.py (optax.clip_by_global_norm, as adamw and lamb clip; here c > 0 is
+required) and transforms.adamw(bias_correction=False): optax.adamw always bias-corrects. The
+schedule is schedules.bert_warmup_polynomial_decay (or any other one named by hparams["schedule"]).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules, transforms
+from submissions.lib import clipping, protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 1e-4,  # BERT pre-training (Devlin et al. 2018, batch 256)
     "b1": 0.9,
     "b2": 0.999,
@@ -34,24 +35,19 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "grad_clip_norm": 1.0,
     "schedule": "bert_warmup_polynomial_decay",
     "warmup_fraction": 0.01,  # BERT: 10,000 warmup steps of 1,000,000
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,  # used by the other schedules only
     "final_learning_rate": 0.0,
-    "p_warmup": 1.0,  # used by mlperf_polynomial only
     "p_decay": 1.0,
-    "restart_per_phase": False,
 }
 
 
-def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule (the clipping is not optional here)."""
     if not hparams["grad_clip_norm"] > 0:
         raise spec.UserError(f"grad_clip_norm must be > 0 (BERT: 1.0), got {hparams['grad_clip_norm']}")
-    return optax.chain(
-        optax.clip_by_global_norm(hparams["grad_clip_norm"]),
-        transforms.adamw(schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"],
-                         eps=hparams["eps"], weight_decay=hparams["weight_decay"],
-                         mask=spec.weight_mask(ctx.param_types), bias_correction=False),
-    )
+    return clipping.clipped(hparams, transforms.adamw(
+        schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"], eps=hparams["eps"],
+        weight_decay=hparams["weight_decay"], mask=spec.weight_mask(ctx.param_types),
+        bias_correction=False))
 
 
-init, update, next_phase = protocol.from_optax(_optimizer)
+init, update, next_phase = protocol.from_optax(optimizer)

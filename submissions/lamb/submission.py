@@ -34,6 +34,7 @@ from harness import spec
 from submissions.lib import clipping, protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 0.1,
     "b1": 0.9,
     "b2": 0.999,
@@ -44,16 +45,13 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "grad_clip_norm": 0.0,  # 0: no clipping; > 0: clip the gradient's global norm to this value
     "schedule": "linear",
     "warmup_fraction": 0.1,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
     "final_learning_rate": 0.0,
-    "p_warmup": 1.0,
     "p_decay": 1.0,
-    "restart_per_phase": False,
 }
 
 
-def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule."""
     mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
     return clipping.clipped(hparams, transforms.lamb(
         schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"],
@@ -61,4 +59,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
         bias_correction=hparams["bias_correction"]))
 
 
-init, update, next_phase = protocol.from_optax(_optimizer)
+init, update, next_phase = protocol.from_optax(optimizer)

@@ -19,24 +19,19 @@ from harness import spec
 from submissions.lib import protocol, schedules, transforms
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 20.0,
     "momentum": 0.9,
     "weight_decay": 1e-4,
     "trust_coefficient": 0.001,
     "eps": 0.0,
     "exclude_norm_and_bias": True,
-    "schedule": "mlperf_polynomial",
     "warmup_fraction": 0.2,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
-    "final_learning_rate": 1e-4,
-    "p_warmup": 1.0,
-    "p_decay": 2.0,
-    "restart_per_phase": False,
 }
 
 
-def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule."""
     mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
     return transforms.lars(
         schedules.from_hparams(hparams, ctx), momentum=hparams["momentum"],
@@ -44,4 +39,4 @@ def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Grad
         eps=hparams["eps"], mask=mask)
 
 
-init, update, next_phase = protocol.from_optax(_optimizer)
+init, update, next_phase = protocol.from_optax(optimizer)

@@ -119,15 +119,6 @@ def bert_warmup_polynomial_decay(peak: float, warmup_steps: int, total_steps: in
     return schedule
 
 
-_NEEDS: dict[str, tuple[str, ...]] = {  # besides the warmup: warmup_steps >= 0 or warmup_fraction
-    "mlperf_polynomial": ("learning_rate", "init_learning_rate", "final_learning_rate", "p_warmup",
-                          "p_decay"),
-    "cosine": ("learning_rate", "final_learning_rate"),
-    "linear": ("learning_rate", "final_learning_rate"),
-    "bert_warmup_polynomial_decay": ("learning_rate", "final_learning_rate", "p_decay"),
-}
-
-
 def schedule_steps(hparams: Mapping[str, Any], ctx: spec.SubmissionContext) -> int:
     """Steps the schedule spans: the current phase's with ``restart_per_phase``, else the budget.
 
@@ -151,34 +142,66 @@ def warmup_steps(hparams: Mapping[str, Any], total_steps: int) -> int:
     return int(round(float(hparams["warmup_fraction"]) * total_steps))
 
 
+#: Builds a schedule from (hparams, warmup steps, total steps); the hparams hold the entry's keys.
+Build = Callable[[Mapping[str, Any], int, int], Schedule]
+
+#: name -> (the hparams it needs besides the warmup (warmup_steps >= 0 or warmup_fraction), builder).
+#: Adding a schedule is one entry here (and its default keys in DEFAULTS, if new).
+SCHEDULES: dict[str, tuple[tuple[str, ...], Build]] = {
+    "mlperf_polynomial": (
+        ("learning_rate", "init_learning_rate", "final_learning_rate", "p_warmup", "p_decay"),
+        lambda h, warmup, total: mlperf_polynomial(h["init_learning_rate"], h["learning_rate"],
+                                                   h["final_learning_rate"], warmup, total,
+                                                   h["p_warmup"], h["p_decay"])),
+    "cosine": (
+        ("learning_rate", "final_learning_rate"),
+        lambda h, warmup, total: cosine(h["learning_rate"], total, warmup, h["final_learning_rate"])),
+    "linear": (
+        ("learning_rate", "final_learning_rate"),
+        lambda h, warmup, total: linear_warmup_linear_decay(h["learning_rate"], warmup, total,
+                                                            h["final_learning_rate"])),
+    "bert_warmup_polynomial_decay": (
+        ("learning_rate", "final_learning_rate", "p_decay"),
+        lambda h, warmup, total: bert_warmup_polynomial_decay(h["learning_rate"], warmup, total,
+                                                              h["p_decay"], h["final_learning_rate"])),
+}
+
+#: The schedule hparams of every built-in submission, with the values of the MLPerf LARS schedule
+#: (Nado et al. 2021, Sec. 2.1.4: eta_init = 0, eta_final = 1e-4, p_warmup = 1, p_decay = 2) and a
+#: warmup over 15% of the schedule's span (this suite's choice; the paper's 706 steps are set with
+#: warmup_steps). A submission's DEFAULT_HPARAMS is ``{**schedules.DEFAULTS, <its own keys and
+#: overrides>}`` (e.g. ``"schedule": "cosine"``); every key stays, so hparams can pick any schedule.
+DEFAULTS: dict[str, float | int | bool | str] = {
+    "schedule": "mlperf_polynomial",
+    "warmup_fraction": 0.15,
+    "warmup_steps": -1,  # >= 0: exact warmup steps (the papers' counts); -1: use warmup_fraction
+    "init_learning_rate": 0.0,  # mlperf_polynomial only
+    "final_learning_rate": 1e-4,
+    "p_warmup": 1.0,  # mlperf_polynomial only
+    "p_decay": 2.0,  # mlperf_polynomial and bert_warmup_polynomial_decay
+    "restart_per_phase": False,  # one schedule per phase, state reset by next_phase
+}
+
+
 def from_hparams(hparams: Mapping[str, Any], ctx: spec.SubmissionContext) -> Schedule:
-    """The schedule named by ``hparams["schedule"]`` over schedule_steps(hparams, ctx) steps, with
-    warmup_steps(hparams, total) warmup steps.
+    """The schedule named by ``hparams["schedule"]`` (an entry of SCHEDULES) over
+    schedule_steps(hparams, ctx) steps, with warmup_steps(hparams, total) warmup steps.
 
     Raises spec.UserError (one line) for an unknown schedule, a missing key or an invalid warmup.
     """
     name = hparams.get("schedule")
-    if name not in _NEEDS:
-        raise spec.UserError(f"unknown schedule {name!r}; known schedules: {', '.join(sorted(_NEEDS))}")
-    missing = [k for k in _NEEDS[name] if k not in hparams]
+    if name not in SCHEDULES:
+        raise spec.UserError(f"unknown schedule {name!r}; known schedules: "
+                             f"{', '.join(sorted(SCHEDULES))}")
+    needs, build = SCHEDULES[name]
+    missing = [k for k in needs if k not in hparams]
     if missing:
         raise spec.UserError(f"schedule {name!r} needs hparams {', '.join(missing)}")
     h = hparams
     total = schedule_steps(h, ctx)
     warmup = warmup_steps(h, total)
     try:
-        if name == "mlperf_polynomial":
-            schedule = mlperf_polynomial(h["init_learning_rate"], h["learning_rate"],
-                                         h["final_learning_rate"], warmup, total, h["p_warmup"],
-                                         h["p_decay"])
-        elif name == "cosine":
-            schedule = cosine(h["learning_rate"], total, warmup, h["final_learning_rate"])
-        elif name == "linear":
-            schedule = linear_warmup_linear_decay(h["learning_rate"], warmup, total,
-                                                  h["final_learning_rate"])
-        else:
-            schedule = bert_warmup_polynomial_decay(h["learning_rate"], warmup, total, h["p_decay"],
-                                                    h["final_learning_rate"])
+        schedule = build(h, warmup, total)
     except ValueError as e:
         given = (f"warmup_steps={h['warmup_steps']}" if h.get("warmup_steps", -1) >= 0
                  else f"warmup_fraction={h['warmup_fraction']}")

@@ -8,6 +8,7 @@ eta_t: MLPerf polynomial schedule (Nado et al. Sec. 2.1.4). The learning rate mu
 momentum buffer from outside (optax.sgd), unlike the TF/MLPerf MomentumOptimizer-in-LARS form.
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
+Built by the sgd submission's optimizer with nesterov=False (mu in [0, 1)).
 """
 
 from __future__ import annotations
@@ -16,27 +17,19 @@ import optax
 
 from harness import spec
 from submissions.lib import protocol, schedules
+from submissions.sgd import submission as _sgd
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 2.0,
     "momentum": 0.9,
     "weight_decay": 5e-4,
-    "schedule": "mlperf_polynomial",
-    "warmup_fraction": 0.15,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
-    "final_learning_rate": 1e-4,
-    "p_warmup": 1.0,
-    "p_decay": 2.0,
-    "restart_per_phase": False,
 }
 
 
-def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
-        optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"], nesterov=False),
-    )
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule."""
+    return _sgd.optimizer(hparams, ctx, nesterov=False)
 
 
-init, update, next_phase = protocol.from_optax(_optimizer)
+init, update, next_phase = protocol.from_optax(optimizer)

@@ -5,7 +5,8 @@ r"""Nesterov momentum with L2 on weight-like parameters (Nado et al. 2021, Sec. 
     w_{t+1} = w_t - eta_t * (mu * v_t + g_t)
 
 eta_t: MLPerf polynomial schedule, p_warmup = 2 as Nado et al. Configuration B (Table 1).
-This is optax.add_decayed_weights (masked) followed by optax.sgd(nesterov=True).
+This is optax.add_decayed_weights (masked) followed by optax.sgd(nesterov=True): the sgd
+submission's optimizer with nesterov=True (mu in [0, 1)).
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
 """
@@ -16,27 +17,20 @@ import optax
 
 from harness import spec
 from submissions.lib import protocol, schedules
+from submissions.sgd import submission as _sgd
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 1.0,
     "momentum": 0.95,
     "weight_decay": 5e-4,
-    "schedule": "mlperf_polynomial",
-    "warmup_fraction": 0.15,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
-    "final_learning_rate": 1e-4,
     "p_warmup": 2.0,
-    "p_decay": 2.0,
-    "restart_per_phase": False,
 }
 
 
-def _optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
-    return optax.chain(
-        optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
-        optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"], nesterov=True),
-    )
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule."""
+    return _sgd.optimizer(hparams, ctx, nesterov=True)
 
 
-init, update, next_phase = protocol.from_optax(_optimizer)
+init, update, next_phase = protocol.from_optax(optimizer)

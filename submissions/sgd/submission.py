@@ -4,10 +4,12 @@ r"""Plain SGD, momentum optional (0 by default), L2 on weight-like parameters on
     momentum mu = 0:   w_{t+1} = w_t - eta_t * g_t
     momentum mu > 0:   v_t = mu * v_{t-1} + g_t,  w_{t+1} = w_t - eta_t * v_t   (mu v_t + g_t if nesterov)
 
-optax.add_decayed_weights (masked) then optax.sgd. With mu = 0 there is no momentum buffer (the
-``momentum`` submission with momentum 0 keeps a useless zero buffer and has different defaults).
+optax.add_decayed_weights (masked) then optax.sgd. With mu = 0 there is no momentum buffer.
 eta_t: hparams["schedule"] (submissions/lib/schedules.py), MLPerf polynomial by default. The
 direction of choice for grafting (Adam#SGD, Agarwal et al. Sec. 4).
+
+``optimizer`` is the builder of the whole SGD family: the momentum and nesterov submissions are
+this update rule with nesterov fixed (and their own defaults), sgd_corrected scales its steps.
 """
 
 from __future__ import annotations
@@ -18,29 +20,24 @@ from harness import spec
 from submissions.lib import protocol, schedules
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
+    **schedules.DEFAULTS,
     "learning_rate": 0.5,
     "momentum": 0.0,
     "nesterov": False,
     "weight_decay": 0.0,
-    "schedule": "mlperf_polynomial",
-    "warmup_fraction": 0.15,
-    "warmup_steps": -1,
-    "init_learning_rate": 0.0,
-    "final_learning_rate": 1e-4,
-    "p_warmup": 1.0,
-    "p_decay": 2.0,
-    "restart_per_phase": False,
 }
 
 
-def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
-    """The optax transformation of the docstring's update rule."""
+def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext, *, nesterov: bool | None = None
+              ) -> optax.GradientTransformation:
+    """The optax transformation of the docstring's update rule; ``nesterov`` (when given) in place
+    of ``hparams["nesterov"]``, for the submissions that fix it and have no such hparam."""
     if not 0.0 <= hparams["momentum"] < 1.0:
         raise spec.UserError(f"hparam momentum must be in [0, 1), got {hparams['momentum']}")
     return optax.chain(
         optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
         optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"] or None,
-                  nesterov=hparams["nesterov"]),
+                  nesterov=hparams["nesterov"] if nesterov is None else nesterov),
     )
 
 
