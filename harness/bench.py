@@ -23,6 +23,7 @@ segment over all rounds is summed per side.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import tempfile
@@ -143,7 +144,7 @@ def accumulation_speedup(workload: Workload, data: Any, rounds: int, steps: int)
            "one big batch": gradient_step(workload, phase.global_batch_size)}
     for fn in fns.values():
         jax.block_until_ready(fn(*args))  # compile
-    sides = {name: (lambda fn=fn: seconds_per_step(fn, args, steps)) for name, fn in fns.items()}
+    sides = {name: functools.partial(seconds_per_step, fn, args, steps) for name, fn in fns.items()}
 
     def report(r: int, t: dict[str, list[float]]) -> None:
         print(f"  round {r}: micro-batches {t['micro-batches'][-1]:.3f} s/step, one big batch "

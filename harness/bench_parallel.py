@@ -10,6 +10,7 @@ sees fewer than 2 devices.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -72,7 +73,7 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     phase = plans[1].phases[0].phase
     print(f"{fv.workload}: global batch {phase.global_batch_size}, micro-batch {phase.micro_batch_size}, "
           f"{fv.steps} steps x {fv.rounds} rounds; devices {jax.devices()[:2]}")
-    sides = {n: (lambda n=n: seconds_per_step(plans[n], data, fv.steps)) for n in (1, 2)}
+    sides = {n: functools.partial(seconds_per_step, plans[n], data, fv.steps) for n in (1, 2)}
 
     def report(r: int, t: dict[int, list[float]]) -> None:
         print(f"  round {r}: 1 device {t[1][-1]:.3f} s/step, 2 devices {t[2][-1]:.3f} s/step", flush=True)

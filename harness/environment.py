@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def environment() -> dict[str, object]:
     devices = jax.devices()
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("jax", "jaxlib", "flax", "optax", "numpy"):
         try:
             versions[pkg] = importlib.metadata.version(pkg)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # harness.spec imports JAX; this module must not
+    from harness.spec import Phase
 
 
 def _pair_value(v: Any) -> str:
@@ -42,14 +45,7 @@ def format_metric(value: Any, metric: str) -> str:
     return f"{100.0 * value:.2f}%" if is_accuracy(metric) else f"{value:.4f}"
 
 
-class _PhaseLike(Protocol):
-    steps: int
-    global_batch_size: int
-    micro_batch_size: int
-    seq_len: int | None
-
-
-def describe_phases(phases: Sequence[_PhaseLike]) -> str:
+def describe_phases(phases: Sequence[Phase]) -> str:
     """``117 steps at batch 1280 (micro-batch 64)``, phases joined by ``then``, sequence lengths
     as ``x seq 128``."""
     return " then ".join(f"{p.steps} steps at batch {p.global_batch_size}"

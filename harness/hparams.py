@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.errors import UserError
@@ -13,6 +13,7 @@ from harness.errors import UserError
 def _coerce(name: str, value: Any, default: Any, submission: str) -> Any:
     """``value`` converted to the type of ``default``, or UserError (one line)."""
     is_bool = isinstance(value, bool)
+    convert: Callable[[Any], Any]
     if isinstance(default, bool):
         ok, kind, convert = is_bool, "bool (true/false)", bool
     elif isinstance(default, int):

@@ -63,7 +63,8 @@ class DivergenceWatch:
     """
 
     def __init__(self) -> None:
-        self._queue: collections.deque[tuple[int, jax.Array]] = collections.deque()
+        # Any, not jax.Array: is_ready() is a method of the runtime's arrays, not of the jax.Array type.
+        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
 
     def add(self, step: int, finite: jax.Array) -> None:
         self._queue.append((step, finite))

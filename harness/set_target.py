@@ -29,7 +29,7 @@ from harness.direction import Direction
 from harness.errors import UserError
 from harness.runner import RunOptions, run_sweep
 from workloads import get_workload
-from workloads.targets import TARGETS_FILE, data_fingerprint
+from workloads.targets import data_fingerprint, write_entry
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -84,9 +84,7 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     values = [first.best_valid] + [s.best_valid for s in rest]
     target = target_from(values, workload.direction)
     fingerprint = data_fingerprint(workload.load_data(fv.data_dir))
-    with open(TARGETS_FILE) as f:
-        targets = json.load(f)
-    targets[fv.workload] = {
+    path = write_entry(fv.workload, {
         "target": target, "step_budget": sum(p.steps for p in workload.phases), "metric": workload.metric,
         "direction": workload.direction.value, "baseline": fv.submission,
         "baseline_hparams": {**fixed, **best_point},
@@ -101,12 +99,9 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         "git_revision": environment.git_revision(),
         "data_fingerprint": fingerprint,
         "date": datetime.date.today().isoformat(),
-    }
-    with open(TARGETS_FILE, "w") as f:
-        json.dump(targets, f, indent=2)
-        f.write("\n")
+    })
     print(f"target of {fv.workload}: {workload.metric} {target} (median of {values}) with "
-          f"{fv.submission} {best_point}; written to {TARGETS_FILE}")
+          f"{fv.submission} {best_point}; written to {path}")
     return 0
 
 

@@ -93,7 +93,7 @@ class TypedParam(meta.AxisMetadata):
         return self.value
 
     def replace_boxed(self, val: Any) -> TypedParam:
-        return self.replace(value=val)
+        return dataclasses.replace(self, value=val)
 
     def add_axis(self, index: int, params: dict[Any, Any]) -> TypedParam:
         return self

@@ -213,7 +213,8 @@ class RunRecorder:
         with conn:
             cur = conn.execute(f"INSERT INTO runs ({cols}, status, started_at) VALUES ({marks}, ?, ?)",
                                (*fields.values(), "running", time.time()))
-        self.run_id = int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        self.run_id = cur.lastrowid
 
     def record_eval(self, step: int, train_seconds: float,
                     diagnostics: Sequence[tuple[int, str, float | None]] = (),

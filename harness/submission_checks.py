@@ -19,11 +19,16 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
+def _structure(tree: Any) -> Any:
+    """The tree's PyTreeDef (typed Any: jax's stubs do not expose PyTreeDef's methods)."""
+    return jax.tree.structure(tree)
+
+
 def _compare(what: str, expected: Any, got: Any, name: str) -> None:
-    if jax.tree.structure(expected) != jax.tree.structure(got):
+    if _structure(expected) != _structure(got):
         raise UserError(f"submission {name}: {what} has a tree structure different from the "
-                        f"expected one ({jax.tree.structure(got).num_leaves} leaves vs "
-                        f"{jax.tree.structure(expected).num_leaves}); return a tree shaped like params")
+                        f"expected one ({_structure(got).num_leaves} leaves vs "
+                        f"{_structure(expected).num_leaves}); return a tree shaped like params")
     for (path, e), g in zip(jax.tree_util.tree_flatten_with_path(expected)[0], jax.tree.leaves(got)):
         if e.shape != g.shape or e.dtype != g.dtype:
             raise UserError(f"submission {name}: {what} at {jax.tree_util.keystr(path)} has "

@@ -6,17 +6,20 @@ Kept apart from the scripts (which define command-line flags) so they can be imp
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
+K = TypeVar("K")
+T = TypeVar("T")
 
-def alternate(sides: dict[str, Callable[[], Any]], rounds: int,
-              report: Callable[[int, dict[str, list[Any]]], None]) -> dict[str, list[Any]]:
+
+def alternate(sides: Mapping[K, Callable[[], T]], rounds: int,
+              report: Callable[[int, dict[K, list[T]]], None]) -> dict[K, list[T]]:
     """Run every side once per round, in forward order on even rounds and reverse on odd (ABBA)."""
     names = list(sides)
-    times: dict[str, list[Any]] = {n: [] for n in names}
+    times: dict[K, list[T]] = {n: [] for n in names}
     for r in range(rounds):
         for n in names if r % 2 == 0 else names[::-1]:
             times[n].append(sides[n]())

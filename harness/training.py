@@ -169,7 +169,8 @@ def make_train_step(workload: Workload, update: Callable[..., Any], hparams: Hpa
         grads, model_state, sums = gradients(state.params, state.model_state, batch, step_rng)
         updates, opt_state = update(grads, state.opt_state, state.params, hparams, ctx)
         params = optax.apply_updates(state.params, updates)
-        metrics = dict(sums, finite=jnp.logical_and(all_finite(sums["loss"]), all_finite(params)))
+        metrics: dict[str, Any] = dict(sums, finite=jnp.logical_and(all_finite(sums["loss"]),
+                                                                    all_finite(params)))
         if diagnostics is not None:
             metrics[DIAGNOSTICS] = dict(diagnostics(opt_state))
         return TrainState(params, model_state, opt_state), metrics

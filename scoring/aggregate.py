@@ -250,7 +250,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
     groups = runs.groupby(["workload", "submission", "config_id"], sort=True)
-    board = pd.DataFrame([_row(key, group) for key, group in groups])  # type: ignore[arg-type]
+    board = pd.DataFrame([_row(key, group) for key, group in groups])
     return sort_leaderboard(board)[list(LEADERBOARD_COLUMNS)]
 
 

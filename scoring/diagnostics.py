@@ -39,7 +39,8 @@ def ratio_png(df: pd.DataFrame, title: str) -> bytes:
     # colours of tab20 repeat with a new line style, so that every group stays identifiable.
     fig = Figure(figsize=(14 if many else 10, 6 if many else 5), layout="constrained")
     ax = fig.subplots()
-    colors = matplotlib.colormaps["tab20"].colors
+    cmap = matplotlib.colormaps["tab20"]
+    colors = [cmap(i) for i in range(cmap.N)]
     styles = ("-", "--", ":", "-.")
     for i, name in enumerate(names):
         d = df[df["name"] == name]
