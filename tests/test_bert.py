@@ -153,6 +153,22 @@ def test_train_reader_shapes_determinism_and_host_shares(corpus: tuple, monkeypa
         [tuple(r["input_ids"]) for pair in zip(host[0], host[1]) for r in pair]
 
 
+def test_abstract_batch_is_what_the_readers_yield(corpus: tuple) -> None:
+    """The harness compiles for abstract_batch: the training and evaluation batches have exactly
+    its shapes and dtypes (one source: records.feature_shapes with the workload's max_predictions)."""
+    root, _ = corpus
+    wl = BertLarge32k(num_layers=1, hidden_size=64, vocab_size=VOCAB, phase_batch_sizes=(4, 2),
+                      micro_batch_sizes=(4, 2), eval_batch_size=3)
+    data = wl.load_data(root)
+    signature = lambda batch: {k: (v.shape, np.dtype(v.dtype)) for k, v in batch.items()}  # noqa: E731
+    for phase, p in enumerate(wl.phases):
+        assert signature(next(wl.train_batches(data, 0, phase))) == \
+            signature(wl.abstract_batch(p.global_batch_size, phase)), p.name
+    for batch in wl.eval_batches(data, "validation"):
+        assert signature({k: v for k, v in batch.items() if k != "mask"}) == signature(wl.abstract_batch(3, 1))
+    assert records.MAX_PREDICTIONS == {128: 20, 512: 80}  # the official data's flags only
+
+
 # --- (b) the papers' phases ---------------------------------------------------------------------
 
 

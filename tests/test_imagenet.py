@@ -14,8 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from harness import store
-from harness import plan
+from harness import plan, store
 from harness.runner import RunOptions, Sweep
 from harness.spec import DataError, ParamType, UserError, split_param_types, validate_knobs
 from tests.imagenet_fixture import SYNSETS, write_manual_dir

@@ -1,5 +1,6 @@
-"""pydocs_bert: reST cleaning, sentences, the held-out split, the records through the real reader
-(masking and NSP statistics), the cache key, the workload's budget/target, and one CLI run."""
+"""pydocs_bert: reST cleaning and sentences (rst_prose), the held-out split, the records through the
+real reader (masking and NSP statistics; bert_instances), the cache key, the workload's
+budget/target and record shapes, and one CLI run."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from harness.spec import DataError
 from tests.conftest import run_cli
 from workloads.data import pretraining_records as records
-from workloads.data import pydocs
+from workloads.data import pydocs, rst_prose
 
 WORDS = ("the module function returns a value object list when called with an argument each "
          "time python interpreter reads file data from standard input and writes output string "
@@ -93,7 +94,7 @@ cell   other value cells here
 
 * A bullet item that is written as an ordinary English sentence here.
 """
-    sections = pydocs.clean_rst(text)
+    sections = rst_prose.clean_rst(text)
     prose = " ".join(p for s in sections for p in s)
     assert "The dumps function serializes an object to a string, see the guide and RFC 7159 for details." in prose
     assert "Encoding basic Python object hierarchies is shown in the example:" in prose
@@ -105,18 +106,19 @@ cell   other value cells here
 
 
 def test_clean_inline_roles() -> None:
-    assert pydocs.clean_inline(":func:`len`") == "len"
-    assert pydocs.clean_inline(":meth:`~str.join`") == "join"
-    assert pydocs.clean_inline(":class:`!Foo`") == "Foo"
-    assert pydocs.clean_inline(":ref:`text <target>`") == "text"
-    assert pydocs.clean_inline("a *b* and **c** and ``d`` and `e`_ and foo_.") == "a b and c and d and e and foo."
-    assert pydocs.clean_inline("the :meth:`__abs__` method") == "the __abs__ method"
+    assert rst_prose.clean_inline(":func:`len`") == "len"
+    assert rst_prose.clean_inline(":meth:`~str.join`") == "join"
+    assert rst_prose.clean_inline(":class:`!Foo`") == "Foo"
+    assert rst_prose.clean_inline(":ref:`text <target>`") == "text"
+    assert (rst_prose.clean_inline("a *b* and **c** and ``d`` and `e`_ and foo_.")
+            == "a b and c and d and e and foo.")
+    assert rst_prose.clean_inline("the :meth:`__abs__` method") == "the __abs__ method"
 
 
 def test_split_sentences() -> None:
     para = ("Python is a language, e.g. for scripting. It reads files! Does it? Yes. "
             "See section 3. Version 2 differs.")
-    assert pydocs.split_sentences(para) == [
+    assert rst_prose.split_sentences(para) == [
         "Python is a language, e.g. for scripting.", "It reads files!", "Does it?", "Yes.",
         "See section 3.", "Version 2 differs."]
 
@@ -277,6 +279,30 @@ def test_workload_budget_and_target_from_targets_json() -> None:
     assert wl.metric == "masked_lm_accuracy" and wl.config.vocab_size == pydocs.BuildConfig().vocab_size
 
 
+def test_workload_batches_have_the_shapes_it_compiles_for(built: str) -> None:
+    """abstract_batch (what the harness compiles), the training reader and the padded evaluation
+    batches agree: the record shapes come from records.feature_shapes, max_predictions from the
+    build's config (the generic reader holds only the official data's)."""
+    from workloads.bert import BertData
+    from workloads.pydocs_bert import BUILD, PydocsBert
+
+    wl = PydocsBert(phase_batch_sizes=(4, 2), micro_batch_sizes=(4, 2), eval_batch_size=8)
+    assert [wl.max_predictions(p.seq_len) for p in wl.phases] == [10, 20] == \
+        [BUILD.max_predictions(64), BUILD.max_predictions(128)]
+    assert 64 not in records.MAX_PREDICTIONS
+    files = {T: tuple(records.find_files(built, T, "train")) for T in (64, 128)}
+    eval_files = tuple(records.find_files(built, 128, "eval"))
+    data = BertData(files, eval_files, records.count_records(eval_files, 128, 20))
+    for phase, p in enumerate(wl.phases):
+        batch = next(wl.train_batches(data, 0, phase))
+        abstract = wl.abstract_batch(p.global_batch_size, phase)
+        assert {k: (v.shape, v.dtype) for k, v in batch.items()} == \
+            {k: (v.shape, v.dtype) for k, v in abstract.items()}, phase
+    shapes = {(k, v.shape[1:], v.dtype) for b in wl.eval_batches(data, "test")
+              for k, v in b.items() if k != "mask"}
+    assert shapes == {(k, v.shape[1:], v.dtype) for k, v in wl.abstract_batch(1, 1).items()}
+
+
 def test_balanced_eval_batch_size() -> None:
     from workloads.pydocs_bert import balanced_batch_size
 
@@ -285,7 +311,8 @@ def test_balanced_eval_batch_size() -> None:
     assert balanced_batch_size(5, 116) == 5 and balanced_batch_size(0, 116) == 1
     for rows in range(1, 400):
         b = balanced_batch_size(rows, 116)
-        assert b <= 116 and math.ceil(rows / b) == math.ceil(rows / 116) and math.ceil(rows / b) * b - rows < math.ceil(rows / b)
+        batches = math.ceil(rows / b)
+        assert b <= 116 and batches == math.ceil(rows / 116) and batches * b - rows < batches
 
 
 def test_fingerprint_warning_names_both_fingerprints(tmp_path: str) -> None:

@@ -45,9 +45,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness.spec import (Batch, DataError, Direction, Knob, ModelState, Params, ParamTypes, Phase,
-                          split_param_types, validate_knobs)
+from harness.spec import (
+    Batch,
+    DataError,
+    Direction,
+    Knob,
+    ModelState,
+    Params,
+    ParamTypes,
+    Phase,
+    split_param_types,
+    validate_knobs,
+)
 from workloads.data import pretraining_records as records
+from workloads.data.common import host_share
 from workloads.models.bert import BertConfig, BertPretraining
 
 #: Held-out masked-LM accuracy of the reference BERT-Large at the end of pretraining (a proxy of
@@ -94,6 +105,8 @@ class BertPretrainingWorkload:
     direction = Direction.MAXIMIZE
     target = TARGET_MASKED_LM_ACCURACY
     PHASES: tuple[tuple[int, int, int], ...]  # (steps, global batch size, sequence length) per phase
+    #: Sequence length of the held-out records (both evaluation splits).
+    eval_seq_len = records.EVAL_SEQ_LEN
     eval_every_steps = 250
     eval_batch_size = 128
     KNOBS: tuple[Knob, ...] = (
@@ -161,18 +174,23 @@ class BertPretrainingWorkload:
         return self._phases[0].micro_batch_size
 
     # --- data ---------------------------------------------------------------------------------
+    def max_predictions(self, seq_len: int) -> int:
+        """max_predictions_per_seq of the records of length `seq_len` (the official data's flags):
+        with the sequence length, the shape of every record feature (records.feature_shapes)."""
+        return records.MAX_PREDICTIONS[seq_len]
+
     def load_data(self, data_dir: str | None) -> BertData:
         """Locate the records, parse the first record of every file and count the held-out ones."""
         directory = records.resolve_data_dir(data_dir)
         train_files = {}
         for seq_len in sorted({p.seq_len for p in self._phases if p.seq_len is not None}):
             files = records.find_files(directory, seq_len, "train")
-            records.check_files(files, seq_len, records.MAX_PREDICTIONS[seq_len])
+            records.check_files(files, seq_len, self.max_predictions(seq_len))
             train_files[seq_len] = tuple(files)
-        eval_len = records.EVAL_SEQ_LEN
+        eval_len = self.eval_seq_len
         eval_files = records.find_files(directory, eval_len, "eval")
-        records.check_files(eval_files, eval_len, records.MAX_PREDICTIONS[eval_len])
-        count = records.count_records(eval_files, eval_len, records.MAX_PREDICTIONS[eval_len])
+        records.check_files(eval_files, eval_len, self.max_predictions(eval_len))
+        count = records.count_records(eval_files, eval_len, self.max_predictions(eval_len))
         if count < 2:
             raise DataError(f"only {count} held-out record(s) in {eval_files[0]}: the validation "
                                     "and test splits need at least 2; create more with create_pretraining_data.py")
@@ -184,30 +202,29 @@ class BertPretrainingWorkload:
         The tf.data seed is derived from (seed, phase) with numpy's SeedSequence (never hash()).
         """
         p = self._phases[phase]
-        hosts = jax.process_count()
-        if p.global_batch_size % hosts:
-            raise ValueError(f"global batch {p.global_batch_size} is not divisible by {hosts} processes")
+        local, _ = host_share(p.global_batch_size)
         assert p.seq_len is not None
         data_seed = int(np.random.SeedSequence([seed, phase]).generate_state(1)[0])
         return records.train_dataset(data.train_files[p.seq_len], p.seq_len,
-                                     records.MAX_PREDICTIONS[p.seq_len], p.global_batch_size // hosts,
-                                     data_seed)
+                                     self.max_predictions(p.seq_len), local, data_seed)
 
     def abstract_batch(self, batch_size: int, phase: int = 0) -> Batch:
         """Shapes and dtypes of a training batch of phase `phase` (for compiling without data)."""
         seq_len = self._phases[phase].seq_len
         assert seq_len is not None
-        preds = records.MAX_PREDICTIONS[seq_len]
-        ints = lambda *shape: jax.ShapeDtypeStruct((batch_size, *shape), jnp.int32)  # noqa: E731
-        return {"input_ids": ints(seq_len), "input_mask": ints(seq_len), "segment_ids": ints(seq_len),
-                "masked_lm_positions": ints(preds), "masked_lm_ids": ints(preds),
-                "masked_lm_weights": jax.ShapeDtypeStruct((batch_size, preds), jnp.float32),
-                "next_sentence_labels": ints()}
+        return {key: jax.ShapeDtypeStruct((batch_size, *shape), dtype) for key, (shape, dtype) in
+                records.feature_shapes(seq_len, self.max_predictions(seq_len)).items()}
+
+    def eval_batch_rows(self, data: BertData) -> int:
+        """Rows of every evaluation batch (this process's share)."""
+        return self.eval_batch_size
 
     def eval_batches(self, data: BertData, split: str) -> Iterator[Batch]:
-        eval_len = records.EVAL_SEQ_LEN
-        return records.eval_batches(data.eval_files, eval_len, records.MAX_PREDICTIONS[eval_len],
-                                    self.eval_batch_size, split, num_records=data.num_eval_records)
+        """This process's share of split `split` of the held-out records, in batches of one shape
+        and equal in number on every process (records.eval_batches)."""
+        return records.eval_batches(data.eval_files, self.eval_seq_len,
+                                    self.max_predictions(self.eval_seq_len), self.eval_batch_rows(data),
+                                    split, num_records=data.num_eval_records)
 
     # --- model --------------------------------------------------------------------------------
     def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]:

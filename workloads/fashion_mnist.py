@@ -21,7 +21,6 @@ from workloads.targets import target_for
 
 class _FashionMNIST(ImageClassificationWorkload):
     input_shape = (28, 28, 1)
-    num_train_examples = 60_000 - fashion_mnist.NUM_VALIDATION
 
     @property
     def target(self) -> float:

@@ -14,8 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness.spec import (Batch, Direction, Knob, ModelState, Params, ParamTypes, Phase,
-                          split_param_types, validate_knobs)
+from harness.spec import (
+    Batch,
+    Direction,
+    Knob,
+    ModelState,
+    Params,
+    ParamTypes,
+    Phase,
+    split_param_types,
+    validate_knobs,
+)
+from workloads.data.common import host_share, pad_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +77,6 @@ class ImageClassificationWorkload(abc.ABC):
         return (Phase(name="train", steps=self.step_budget, global_batch_size=self.global_batch_size,
                       micro_batch_size=self.micro_batch_size),)
 
-    num_train_examples: int
-
     # --- model ------------------------------------------------------------------------------
     def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]:
         variables = self.model.init(rng, jnp.zeros((1, *self.input_shape), jnp.float32), train=False)
@@ -114,7 +122,7 @@ class ImageClassificationWorkload(abc.ABC):
         global batch (all of it on one host). Gathering happens on the device (async dispatch).
         """
         n, batch = int(data.train_x.shape[0]), self.global_batch_size
-        local, offset = _host_share(batch)
+        local, offset = host_share(batch)
         epoch = 0
         while True:
             perm = np.random.default_rng([seed, epoch]).permutation(n)
@@ -127,21 +135,9 @@ class ImageClassificationWorkload(abc.ABC):
         """This process's share of each eval batch of `split`, padded to one shape (mask 0)."""
         x, y = data.eval[split]
         n, size = int(x.shape[0]), self.eval_batch_size
-        local, offset = _host_share(size)
-        for start in range(0, n, size):
+        local, offset = host_share(size)
+        for start in range(0, n, size):  # every process takes part in every global eval batch
             lo = min(start + offset, n)
-            xb, yb = x[lo:min(lo + local, n)], y[lo:min(lo + local, n)]
-            valid = xb.shape[0]
-            if valid < local:  # pad the last batch so every eval batch has one shape (one compile)
-                xb = jnp.concatenate([xb, jnp.zeros((local - valid, *xb.shape[1:]), xb.dtype)])
-                yb = jnp.concatenate([yb, jnp.zeros((local - valid,), yb.dtype)])
-            yield {"x": xb, "y": yb, "mask": (jnp.arange(local) < valid).astype(jnp.float32)}
-
-
-def _host_share(global_size: int) -> tuple[int, int]:
-    """(examples per process, this process's offset) of a batch of `global_size` examples."""
-    count, index = jax.process_count(), jax.process_index()
-    if global_size % count:
-        raise ValueError(f"batch {global_size} does not split evenly over {count} processes")
-    local = global_size // count
-    return local, index * local
+            hi = min(lo + local, n)
+            # The last batch is padded (on the device) so that every eval batch has one shape.
+            yield pad_batch({"x": x[lo:hi], "y": y[lo:hi]}, local, xp=jnp)

@@ -59,7 +59,6 @@ class ImagenetResNet50(ImageClassificationWorkload):
     target = 0.759
     step_budget = MLPERF_BUDGET_STEPS
     eval_every_steps = EVAL_EVERY_STEPS
-    num_train_examples = imagenet_data.NUM_TRAIN
     num_classes = imagenet_data.NUM_CLASSES
     KNOBS = _KNOBS
 

@@ -13,8 +13,10 @@ evaluations takes under 3 minutes on 2 CPU cores (measured: 106-143 s training +
 + 6 s compilation). Why not larger batches: at 256 x 64 only 60 steps fit in that time, and at 60 or
 160 steps Adam never left the unigram plateau of the masked-LM loss (accuracy ~0.05, predicting
 the most frequent token), so the target would be meaningless; at 300 steps x 128 the tuned baseline
-(AdamW with eps 0.001) leaves it by step 120 and reaches 0.096-0.102. Step budget and target: reference_results/targets.json (harness/set_target.py,
-see reference_results/README.md); the phases are that budget split 90/10. Metric: held-out
+(AdamW with eps 0.001) leaves it by step 120 and reaches 0.096-0.102. Step budget and target:
+reference_results/targets.json (harness/set_target.py, see reference_results/README.md; before
+the entry exists, DEFAULT_STEP_BUDGET and an unset target, see workloads/targets.py); the phases
+are that budget split 90/10. Metric: held-out
 masked-LM accuracy on the seq-128 records of the held-out files (validation/test = even/odd
 records; 718 records with the shipped vocabulary; every run records the data's cache key as its
 `data_fingerprint`). Evaluation every 40 steps and at the end of each phase.
@@ -22,19 +24,17 @@ records; 718 records with the shipped vocabulary; every run records the data's c
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
-
-from harness.spec import Batch, DataError, Knob
+from harness.spec import DataError, Knob
 from workloads.bert import BertData, BertPretrainingWorkload
 from workloads.data import pretraining_records as records
 from workloads.data import pydocs
-from workloads.targets import TARGETS_FILE
+from workloads.data.common import host_rows
+from workloads.targets import target_for
 
 NAME = "pydocs_bert"
 #: The fixed vocabulary (4,096 WordPiece tokens trained on the training documents, written by
@@ -43,15 +43,11 @@ VOCAB_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "p
 BUILD = pydocs.BuildConfig(vocab_file=VOCAB_FILE)
 #: (fraction of the step budget, global batch, sequence length) per phase: 90% short, 10% long.
 PHASE_DESIGN = ((0.9, 128, 64), (0.1, 64, 128))
-#: Used only until reference_results/targets.json has an entry (i.e. by the target-setting run).
+#: The step budget until reference_results/targets.json has an entry (the target-setting run);
+#: the target is then workloads.targets.UNSET_TARGET (see workloads/targets.py).
 DEFAULT_STEP_BUDGET = 300
 #: One micro-batch per step (8,192 tokens): no gradient accumulation needed at this size on CPU.
 MICRO_BATCH = {64: 128, 128: 64}
-
-
-def _entry() -> Mapping[str, Any] | None:
-    with open(TARGETS_FILE) as f:
-        return json.load(f).get(NAME)
 
 
 def balanced_batch_size(rows: int, max_batch: int) -> int:
@@ -71,6 +67,8 @@ class PydocsBert(BertPretrainingWorkload):
 
     name = NAME
     eval_every_steps = 40
+    #: Held-out records at phase 2's length (the base class reads seq-512 records).
+    eval_seq_len = BUILD.eval_seq_len
     #: Dropout off by default: a run sees the corpus ~1.5 times, far from overfitting, and dropout
     #: lengthens the unigram plateau of the masked-LM loss that short runs must escape.
     KNOBS = (
@@ -87,11 +85,7 @@ class PydocsBert(BertPretrainingWorkload):
                  hidden_size: int = 128, vocab_size: int = BUILD.vocab_size,
                  phase_steps: Sequence[int] | None = None, phase_batch_sizes: Sequence[int] | None = None,
                  micro_batch_sizes: Sequence[int] | None = None, eval_batch_size: int | None = None) -> None:
-        entry = _entry()
-        budget = int(entry["step_budget"]) if entry else DEFAULT_STEP_BUDGET
-        # Until set: 1.0, which no run reaches (set_target runs before the entry exists; the
-        # results store needs a number).
-        self._target = float(entry["target"]) if entry else 1.0
+        self._target, budget = target_for(NAME, DEFAULT_STEP_BUDGET)
         self.PHASES = tuple((steps, batch, seq_len) for steps, (_, batch, seq_len) in
                             zip(split_budget(budget), PHASE_DESIGN))
         micros = micro_batch_sizes or [MICRO_BATCH[seq_len] for _, _, seq_len in PHASE_DESIGN]
@@ -103,6 +97,10 @@ class PydocsBert(BertPretrainingWorkload):
     def target(self) -> float:  # type: ignore[override]
         return self._target
 
+    def max_predictions(self, seq_len: int) -> int:
+        """The build's max_predictions_per_seq (ceil(0.15 · T)): 10 at 64, 20 at 128."""
+        return BUILD.max_predictions(seq_len)
+
     def load_data(self, data_dir: str | None) -> BertData:
         """Build (first time) or reuse the cache under `data_dir` (None: $PYDOCS_BERT_CACHE or
         ~/.cache/largebatch-bench/pydocs_bert), then locate and check its records."""
@@ -110,20 +108,17 @@ class PydocsBert(BertPretrainingWorkload):
         train_files = {}
         for seq_len in sorted({p.seq_len for p in self.phases if p.seq_len is not None}):
             files = records.find_files(directory, seq_len, "train")
-            records.check_files(files, seq_len, BUILD.max_predictions(seq_len))
+            records.check_files(files, seq_len, self.max_predictions(seq_len))
             train_files[seq_len] = tuple(files)
-        eval_files = records.find_files(directory, BUILD.eval_seq_len, "eval")
-        count = records.count_records(eval_files, BUILD.eval_seq_len, BUILD.max_predictions(BUILD.eval_seq_len))
+        eval_files = records.find_files(directory, self.eval_seq_len, "eval")
+        count = records.count_records(eval_files, self.eval_seq_len, self.max_predictions(self.eval_seq_len))
         if count < 2:
             raise DataError(f"only {count} held-out record(s) in {os.path.dirname(eval_files[0])}: "
                             "delete that cache directory to rebuild it")
         return BertData(train_files, tuple(eval_files), count, fingerprint=os.path.basename(directory))
 
-    def eval_batches(self, data: BertData, split: str) -> Iterator[Batch]:
-        seq_len = BUILD.eval_seq_len  # the base class reads seq-512 records
-        # Both splits use the validation split's batch shape (the evaluation step is compiled once);
-        # validation holds the even-indexed records, ceil(n / 2), at least as many as test.
-        rows = math.ceil(math.ceil(data.num_eval_records / 2) / jax.process_count())
-        return records.eval_batches(data.eval_files, seq_len, BUILD.max_predictions(seq_len),
-                                    balanced_batch_size(rows, self.eval_batch_size), split,
-                                    num_records=data.num_eval_records)
+    def eval_batch_rows(self, data: BertData) -> int:
+        """Equal batches of at most `eval_batch_size` rows over this process's share of the
+        validation split (the even-indexed records, ceil(n / 2), at least as many as test); both
+        splits use that shape (the evaluation step is compiled once)."""
+        return balanced_batch_size(host_rows(math.ceil(data.num_eval_records / 2)), self.eval_batch_size)

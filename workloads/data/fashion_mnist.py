@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from harness.spec import DataError
+from workloads.data.common import lookup_dir
 from workloads.data.idx import read_idx
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
@@ -40,7 +41,7 @@ class ImageSplits:
 
 def resolve_dir(data_dir: str | None) -> str:
     """The data directory: the argument, else $FASHION_MNIST_DIR, else the Debian package's path."""
-    directory = data_dir or os.environ.get(ENV_VAR) or DEFAULT_DIR
+    directory = lookup_dir(data_dir, ENV_VAR, DEFAULT_DIR)
     if not os.path.isdir(directory):
         raise DataError(f"Fashion-MNIST not found at {directory}: install it with `apt-get install "
                         f"dataset-fashion-mnist` (or `make setup`), or pass --data_dir / set {ENV_VAR}")

@@ -41,7 +41,6 @@ TensorFlow is imported lazily (only these functions need it) and never sees acce
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -49,7 +48,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from harness.spec import DataError, UserError
+from harness.spec import DataError
+from workloads.data.common import (
+    eval_batches_per_host,
+    host_share,
+    lookup_dir,
+    padded_eval_batches,
+    process,
+    tensorflow,
+    tensorflow_datasets,
+)
 
 ENV_VAR = "IMAGENET_DIR"
 TRAIN_TAR = "ILSVRC2012_img_train.tar"
@@ -88,28 +96,6 @@ class ImagenetData:
     num_examples: Mapping[str, int]  # same keys
 
 
-# --- TensorFlow, lazily -------------------------------------------------------------------------
-
-
-def _tf() -> Any:
-    """TensorFlow with every GPU hidden (TF only reads data; JAX owns the accelerators)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ info/warning lines otherwise flood the CLI
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TF already initialised its devices (GPUs then already hidden by us or absent)
-        pass
-    return tf
-
-
-def _tfds() -> Any:
-    _tf()
-    import tensorflow_datasets as tfds
-
-    return tfds
-
-
 # --- locating / preparing the dataset -----------------------------------------------------------
 
 
@@ -123,7 +109,7 @@ def _prepared_version(tfds_dir: str) -> str | None:
 
 def resolve(data_dir: str | None) -> tuple[str, str]:
     """(tfds data dir, version) of a prepared imagenet2012, preparing it from the tars if needed."""
-    directory = data_dir or os.environ.get(ENV_VAR)
+    directory = lookup_dir(data_dir, ENV_VAR)
     if not directory:
         raise DataError(f"no ImageNet directory given: {_MISSING_HELP}")
     directory = os.path.abspath(os.path.expanduser(directory))
@@ -159,7 +145,7 @@ def _prepare(manual_dir: str) -> str:
                         f"pass that directory with --data_dir or {ENV_VAR}")
     print(f"Preparing tfds {DATASET} from {manual_dir} into {target} (one-time; hours for the full "
           "dataset)", flush=True)
-    tfds = _tfds()
+    tfds = tensorflow_datasets()
     builder = tfds.builder(f"{DATASET}:{VERSIONS[0]}", data_dir=target)
     try:
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
@@ -173,7 +159,7 @@ def _prepare(manual_dir: str) -> str:
 def load(data_dir: str | None) -> ImagenetData:
     """Locate (preparing if needed) and validate imagenet2012; the splits are read lazily later."""
     tfds_dir, version = resolve(data_dir)
-    builder = _tfds().builder(f"{DATASET}:{version}", data_dir=tfds_dir)
+    builder = tensorflow_datasets().builder(f"{DATASET}:{version}", data_dir=tfds_dir)
     have = builder.info.splits
     missing = [s for s in ("train", "validation") if s not in have or have[s].num_examples == 0]
     if missing:
@@ -187,7 +173,7 @@ def load(data_dir: str | None) -> ImagenetData:
 
 
 def _builder(data: ImagenetData) -> Any:
-    return _tfds().builder(f"{DATASET}:{data.version}", data_dir=data.tfds_dir)
+    return tensorflow_datasets().builder(f"{DATASET}:{data.version}", data_dir=data.tfds_dir)
 
 
 # --- preprocessing (tf graph functions) ---------------------------------------------------------
@@ -196,12 +182,12 @@ def _builder(data: ImagenetData) -> Any:
 def _resize(image: Any, image_size: int) -> Any:
     # Bicubic as the Flax ImageNet example and the TPU MLPerf reference (resnet_preprocessing.py)
     # that Nado et al.'s Flax pipeline follows; returns float32 on the [0, 255] scale.
-    return _tf().image.resize(image, [image_size, image_size], method="bicubic")
+    return tensorflow().image.resize(image, [image_size, image_size], method="bicubic")
 
 
 def _normalize(image: Any) -> Any:
     """x = (p - 255·mean) / (255·std) per channel; `p` float32 in [0, 255] (see the module docstring)."""
-    tf = _tf()
+    tf = tensorflow()
     image = tf.image.convert_image_dtype(image, tf.float32)  # the reference's op; identity on float32
     mean = tf.constant([255.0 * m for m in MEAN_RGB], shape=[1, 1, 3], dtype=tf.float32)
     std = tf.constant([255.0 * s for s in STDDEV_RGB], shape=[1, 1, 3], dtype=tf.float32)
@@ -210,7 +196,7 @@ def _normalize(image: Any) -> Any:
 
 def decode_and_center_crop(image_bytes: Any, image_size: int) -> Any:
     """Center square of side floor(0.875 · min(H, W)), decoded alone, resized to image_size."""
-    tf = _tf()
+    tf = tensorflow()
     shape = tf.image.extract_jpeg_shape(image_bytes)
     height, width = shape[0], shape[1]
     side = tf.cast(CENTER_CROP_FRACTION * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
@@ -225,7 +211,7 @@ def decode_and_random_crop(image_bytes: Any, seed: Any, image_size: int) -> Any:
     stateless so that the crop of each example depends on (seed, example index) only, whatever the
     parallelism of the map.
     """
-    tf = _tf()
+    tf = tensorflow()
     shape = tf.image.extract_jpeg_shape(image_bytes)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4]), seed=seed,
@@ -243,7 +229,7 @@ def decode_and_random_crop(image_bytes: Any, seed: Any, image_size: int) -> Any:
 
 def preprocess_train(image_bytes: Any, seed: Any, image_size: int = IMAGE_SIZE) -> Any:
     """(image_size, image_size, 3) float32: random crop, resize, random flip, normalise."""
-    tf = _tf()
+    tf = tensorflow()
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = decode_and_random_crop(image_bytes, crop_seed, image_size)
     image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
@@ -264,18 +250,6 @@ def _host_seeds(seed: int, process_index: int) -> tuple[int, int, int]:
     return int(a), int(b), int(c)
 
 
-def _host(process_index: int | None, process_count: int | None) -> tuple[int, int]:
-    """(index, count) of this process: jax's unless given (tests simulate several hosts)."""
-    return (jax.process_index() if process_index is None else process_index,
-            jax.process_count() if process_count is None else process_count)
-
-
-def per_host_batch(global_batch_size: int, count: int) -> int:
-    if global_batch_size % count:
-        raise UserError(f"global batch {global_batch_size} is not divisible by the {count} processes")
-    return global_batch_size // count
-
-
 def train_dataset(data: ImagenetData, seed: int, batch_size: int, image_size: int = IMAGE_SIZE,
                   process_index: int = 0, process_count: int = 1) -> Any:
     """Endless tf.data pipeline of this host's training batches of `batch_size` (drop remainder).
@@ -283,7 +257,7 @@ def train_dataset(data: ImagenetData, seed: int, batch_size: int, image_size: in
     Each host reads its own 1/process_count of the train split (tfds.even_splits); the file order,
     the shuffle buffer and the augmentations are seeded from (seed, process_index) only.
     """
-    tf, tfds = _tf(), _tfds()
+    tf, tfds = tensorflow(), tensorflow_datasets()
     file_seed, shuffle_seed, aug_seed = _host_seeds(seed, process_index)
     split = tfds.even_splits(data.splits["train"], n=process_count)[process_index]
     ds = _builder(data).as_dataset(
@@ -304,9 +278,9 @@ def train_batches(data: ImagenetData, seed: int, global_batch_size: int, image_s
                   process_index: int | None = None, process_count: int | None = None
                   ) -> Iterator[dict[str, np.ndarray]]:
     """Endless {"x": float32 (B, S, S, 3), "y": int32 (B,)} of this host, B = global // processes."""
-    index, count = _host(process_index, process_count)
-    ds = train_dataset(data, seed, per_host_batch(global_batch_size, count), image_size, index, count)
-    yield from ds.as_numpy_iterator()
+    index, count = process(process_index, process_count)
+    local, _ = host_share(global_batch_size, index, count)
+    yield from train_dataset(data, seed, local, image_size, index, count).as_numpy_iterator()
 
 
 def eval_batches(data: ImagenetData, split: str, batch_size: int, image_size: int = IMAGE_SIZE,
@@ -319,9 +293,8 @@ def eval_batches(data: ImagenetData, split: str, batch_size: int, image_size: in
     """
     if split not in ("validation", "test"):
         raise ValueError(f"unknown ImageNet eval split {split!r}; expected 'validation' or 'test'")
-    tf, tfds = _tf(), _tfds()
-    index, count = _host(process_index, process_count)
-    num_batches = math.ceil(math.ceil(data.num_examples[split] / count) / batch_size)
+    tf, tfds = tensorflow(), tensorflow_datasets()
+    index, count = process(process_index, process_count)
     host_split = tfds.even_splits(data.splits[split], n=count)[index]
     ds = _builder(data).as_dataset(split=host_split, shuffle_files=False,
                                    decoders={"image": tfds.decode.SkipDecoding()})
@@ -329,20 +302,6 @@ def eval_batches(data: ImagenetData, split: str, batch_size: int, image_size: in
                             "y": tf.cast(ex["label"], tf.int32)},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    done = 0
-    for batch in ds.as_numpy_iterator():
-        yield _pad(batch["x"], batch["y"], batch_size)
-        done += 1
-    empty_x = np.zeros((0, image_size, image_size, 3), np.float32)
-    for _ in range(done, num_batches):  # this host got fewer examples than the largest share
-        yield _pad(empty_x, np.zeros((0,), np.int32), batch_size)
-
-
-def _pad(x: np.ndarray, y: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Zero-pad (x, y) to `size` examples; mask = 1 for the real ones, 0 for the padding."""
-    valid = x.shape[0]
-    mask = (np.arange(size) < valid).astype(np.float32)
-    if valid < size:
-        x = np.concatenate([x, np.zeros((size - valid, *x.shape[1:]), x.dtype)])
-        y = np.concatenate([y, np.zeros((size - valid,), y.dtype)])
-    return {"x": x, "y": y, "mask": mask}
+    empty = {"x": np.zeros((0, image_size, image_size, 3), np.float32), "y": np.zeros((0,), np.int32)}
+    yield from padded_eval_batches(ds.as_numpy_iterator(), batch_size, empty,
+                                   eval_batches_per_host(data.num_examples[split], batch_size, count))

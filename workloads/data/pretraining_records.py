@@ -12,8 +12,10 @@ run_pretraining.py reads; T = max_seq_length, P = max_predictions_per_seq):
     next_sentence_labels int64[1]   0 = B follows A, 1 = B is random
 
 The readers yield numpy dicts of int32 arrays (float32 masked_lm_weights), next_sentence_labels of
-shape (batch,). TensorFlow is imported only inside the functions that need it (jax-only users never
-load it) and is kept off any GPU: it only parses records.
+shape (batch,): `feature_shapes` says so, the one source of the shapes for the writer, the parser,
+the padding of evaluation batches and the workloads' abstract batches. TensorFlow is imported only
+inside the functions that need it (jax-only users never load it) and is kept off any GPU: it only
+parses records.
 
 Directory layout under the user's data directory (--data_dir, or $BERT_DATA_DIR)::
 
@@ -47,7 +49,6 @@ repository's README, 1 for the held-out set so that no sequence is evaluated twi
 from __future__ import annotations
 
 import glob
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -57,10 +58,13 @@ import jax
 import numpy as np
 
 from harness.spec import DataError
+from workloads.data.common import eval_batches_per_host, lookup_dir, padded_eval_batches, tensorflow
 
 ENV_VAR = "BERT_DATA_DIR"
-#: (T, P) of each sequence length: max_predictions_per_seq ≈ T * masked_lm_prob (0.15), rounded up.
-MAX_PREDICTIONS = {128: 20, 512: 80, 64: 10}  # 64: pydocs_bert's phase 1 (ceil 9.6)
+#: max_predictions_per_seq P of the official data at each max_seq_length T: the flags of the
+#: commands above (about 0.15 · T; 80 at 512). Data of another origin in this format declares its
+#: own (pydocs_bert: workloads.data.pydocs.BuildConfig.max_predictions).
+MAX_PREDICTIONS = {128: 20, 512: 80}
 EVAL_SEQ_LEN = 512
 SPLITS = {"validation": 0, "test": 1}  # split name -> record index parity
 TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")
@@ -72,16 +76,21 @@ Example = Mapping[str, Any]
 Batch = dict[str, np.ndarray]
 
 
-def _tf() -> Any:
-    """TensorFlow, imported on first use and hidden from GPUs (it only parses records here)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter; must precede import
-    import tensorflow as tf
+def feature_shapes(seq_len: int, max_predictions: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Per-row shape and dtype of every feature as the readers yield it (the module docstring's
+    table; a record stores next_sentence_labels as one value, a batch as one scalar per row)."""
+    int32, float32 = np.dtype(np.int32), np.dtype(np.float32)
+    shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {key: ((seq_len,), int32) for key in TOKEN_FEATURES}
+    shapes["masked_lm_positions"] = ((max_predictions,), int32)
+    shapes["masked_lm_ids"] = ((max_predictions,), int32)
+    shapes["masked_lm_weights"] = ((max_predictions,), float32)
+    shapes["next_sentence_labels"] = ((), int32)
+    return shapes
 
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # devices already initialised by an earlier call: already hidden
-        pass
-    return tf
+
+def _record_length(shape: tuple[int, ...]) -> int:
+    """Values of a feature in one record: its row length (1 for a per-row scalar)."""
+    return shape[0] if shape else 1
 
 
 # --- locating files -----------------------------------------------------------------------------
@@ -89,7 +98,7 @@ def _tf() -> Any:
 
 def resolve_data_dir(data_dir: str | None) -> str:
     """The argument, else $BERT_DATA_DIR; DataError naming the layout and the flag otherwise."""
-    directory = data_dir or os.environ.get(ENV_VAR)
+    directory = lookup_dir(data_dir, ENV_VAR)
     if not directory or not os.path.isdir(directory):
         where = f"{directory} does not exist" if directory else "no data directory given"
         raise DataError(f"BERT pretraining data not found ({where}): pass --data_dir (or set "
@@ -124,20 +133,20 @@ def write_records(path: str, examples: Iterable[Example], seq_len: int, max_pred
     zero-padded to seq_len / max_predictions as create_pretraining_data.py does (padded
     predictions get weight 0). `next_sentence_labels` may be an int or a 1-element sequence.
     """
-    tf = _tf()
+    tf = tensorflow()
 
-    def int_feature(values: np.ndarray) -> Any:
+    def feature(key: str, shape: tuple[int, ...], dtype: np.dtype, example: Example) -> Any:
+        if dtype.kind == "f":
+            values = _padded(example, key, _record_length(shape), np.float32)
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
+        values = _padded(example, key, _record_length(shape), np.int64)
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
 
+    shapes = feature_shapes(seq_len, max_predictions)
     count = 0
     with tf.io.TFRecordWriter(path) as writer:
         for example in examples:
-            features = {key: int_feature(_padded(example, key, seq_len, np.int64)) for key in TOKEN_FEATURES}
-            for key in ("masked_lm_positions", "masked_lm_ids"):
-                features[key] = int_feature(_padded(example, key, max_predictions, np.int64))
-            weights = _padded(example, "masked_lm_weights", max_predictions, np.float32)
-            features["masked_lm_weights"] = tf.train.Feature(float_list=tf.train.FloatList(value=weights.tolist()))
-            features["next_sentence_labels"] = int_feature(_padded(example, "next_sentence_labels", 1, np.int64))
+            features = {key: feature(key, shape, dtype, example) for key, (shape, dtype) in shapes.items()}
             writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
             count += 1
     return count
@@ -148,17 +157,17 @@ def write_records(path: str, examples: Iterable[Example], seq_len: int, max_pred
 
 def _parser(seq_len: int, max_predictions: int) -> Any:
     """serialized tf.train.Examples (a batch) -> dict of int32 / float32 tensors (as run_pretraining.py)."""
-    tf = _tf()
-    spec = {key: tf.io.FixedLenFeature([seq_len], tf.int64) for key in TOKEN_FEATURES}
-    spec.update({key: tf.io.FixedLenFeature([max_predictions], tf.int64)
-                 for key in ("masked_lm_positions", "masked_lm_ids")})
-    spec["masked_lm_weights"] = tf.io.FixedLenFeature([max_predictions], tf.float32)
-    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+    tf = tensorflow()
+    shapes = feature_shapes(seq_len, max_predictions)
+    spec = {key: tf.io.FixedLenFeature([_record_length(shape)], tf.float32 if dtype.kind == "f" else tf.int64)
+            for key, (shape, dtype) in shapes.items()}
 
     def parse(serialized: Any) -> dict[str, Any]:
         parsed = tf.io.parse_example(serialized, spec)
         out = {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in parsed.items()}
-        out["next_sentence_labels"] = tf.reshape(out["next_sentence_labels"], [-1])
+        for key, (shape, _) in shapes.items():
+            if not shape:  # a per-row scalar: (batch, 1) -> (batch,)
+                out[key] = tf.reshape(out[key], [-1])
         return out
 
     return parse
@@ -180,9 +189,10 @@ def _data_error(files: Sequence[str], error: Exception, seq_len: int, max_predic
                      "them with google-research/bert create_pretraining_data.py using those flags")
 
 
-def _numpy_batches(dataset: Any, files: Sequence[str], seq_len: int, max_predictions: int) -> Iterator[Batch]:
-    """Iterate a tf.data dataset as numpy dicts; TF read/parse errors become one-line DataErrors."""
-    tf = _tf()
+def _numpy_batches(dataset: Any, files: Sequence[str], seq_len: int, max_predictions: int) -> Iterator[Any]:
+    """Iterate a tf.data dataset as numpy (dicts of arrays for the readers); TF read/parse errors
+    become one-line DataErrors."""
+    tf = tensorflow()
     iterator = iter(dataset.as_numpy_iterator())
     while True:
         try:
@@ -196,7 +206,7 @@ def _numpy_batches(dataset: Any, files: Sequence[str], seq_len: int, max_predict
 
 def check_files(files: Sequence[str], seq_len: int, max_predictions: int) -> None:
     """Parse the first record of every file (cheap, at load time): DataError naming a bad file."""
-    tf = _tf()
+    tf = tensorflow()
     parse = _parser(seq_len, max_predictions)
     for path in files:
         dataset = tf.data.TFRecordDataset([path]).take(1).batch(1).map(parse)
@@ -207,7 +217,7 @@ def check_files(files: Sequence[str], seq_len: int, max_predictions: int) -> Non
 
 def count_records(files: Sequence[str], seq_len: int, max_predictions: int) -> int:
     """Number of records in `files` (one full read, which also detects truncated files)."""
-    tf = _tf()
+    tf = tensorflow()
     total = 0
     for path in files:
         dataset = tf.data.TFRecordDataset([path]).batch(4096).map(lambda s: tf.shape(s)[0])
@@ -228,7 +238,7 @@ def train_dataset(files: Sequence[str], seq_len: int, max_predictions: int, batc
     every file and keeps its share), shuffled in a buffer of `shuffle_buffer` records with `seed`,
     parsed and batched (incomplete batches dropped, so every batch has one shape).
     """
-    tf = _tf()
+    tf = tensorflow()
     files = sorted(files)
     dataset = (tf.data.Dataset.from_tensor_slices(files)
                .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -244,28 +254,20 @@ def train_dataset(files: Sequence[str], seq_len: int, max_predictions: int, batc
     return _numpy_batches(dataset, files, seq_len, max_predictions)
 
 
-def _pad_batch(batch: Batch, size: int) -> Batch:
-    """Zero-pad every array to `size` rows and add mask (1 real, 0 padding); padded rows have
-    masked_lm_weights 0, so they contribute nothing to masked-LM sums either."""
-    valid = len(batch["input_ids"])
-    padded = {k: np.concatenate([v, np.zeros((size - valid, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
-    padded["mask"] = (np.arange(size) < valid).astype(np.float32)
-    return padded
-
-
 def eval_batches(files: Sequence[str], seq_len: int, max_predictions: int, batch_size: int, split: str,
                  num_records: int | None = None) -> Iterator[Batch]:
     """One deterministic pass over this host's share of split `split` of the held-out records.
 
     'validation' = records with even index, 'test' = odd index (over the sorted files
     concatenated; works with one file). Host h keeps the split's records h, h + P, ... (P =
-    process_count). Every batch has `batch_size` rows and a float32 'mask' (0 for padding). With
-    several hosts pass `num_records` (all records in `files`, see count_records) so that every host
-    yields the same number of batches, as a multi-host evaluation step requires.
+    process_count). Every batch has `batch_size` rows and a float32 'mask' (0 for padding;
+    padded rows have masked_lm_weights 0 too). With several hosts pass `num_records` (all records
+    in `files`, see count_records) so that every host yields the same number of batches, as a
+    multi-host evaluation step requires.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    tf = _tf()
+    tf = tensorflow()
     files = sorted(files)
     parity = SPLITS[split]
     dataset = (tf.data.TFRecordDataset(files)
@@ -276,22 +278,11 @@ def eval_batches(files: Sequence[str], seq_len: int, max_predictions: int, batch
                .batch(batch_size)
                .map(_parser(seq_len, max_predictions))
                .prefetch(2))
-    num_batches = 0
-    for batch in _numpy_batches(dataset, files, seq_len, max_predictions):
-        num_batches += 1
-        yield _pad_batch(batch, batch_size)
-    if num_records is not None:  # equal batch counts on every host: pad with all-padding batches
-        split_size = (num_records + 1 - parity) // 2
-        per_host = math.ceil(split_size / jax.process_count())
-        empty = {k: np.zeros((0, *shape), dtype) for k, (shape, dtype) in
-                 _feature_shapes(seq_len, max_predictions).items()}
-        for _ in range(math.ceil(per_host / batch_size) - num_batches):
-            yield _pad_batch(empty, batch_size)
-
-
-def _feature_shapes(seq_len: int, max_predictions: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-    shapes: dict[str, tuple[tuple[int, ...], Any]] = {k: ((seq_len,), np.int32) for k in TOKEN_FEATURES}
-    shapes.update({k: ((max_predictions,), np.int32) for k in ("masked_lm_positions", "masked_lm_ids")})
-    shapes["masked_lm_weights"] = ((max_predictions,), np.float32)
-    shapes["next_sentence_labels"] = ((), np.int32)
-    return shapes
+    # Equal batch counts on every host (when num_records is known): the split holds the records
+    # of its parity, (num_records + 1 - parity) // 2 of them.
+    num_batches = (None if num_records is None else
+                   eval_batches_per_host((num_records + 1 - parity) // 2, batch_size))
+    empty = {k: np.zeros((0, *shape), dtype) for k, (shape, dtype) in
+             feature_shapes(seq_len, max_predictions).items()}
+    yield from padded_eval_batches(_numpy_batches(dataset, files, seq_len, max_predictions), batch_size,
+                                   empty, num_batches)

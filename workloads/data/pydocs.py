@@ -1,14 +1,16 @@
-"""English prose from the Python 3.11 documentation (Debian `python3.11-doc`) as BERT pretraining records.
+"""English prose from the Python 3.11 documentation (Debian `python3.11-doc`) as BERT pretraining
+records: the build, its cache and the vocabulary CLI.
 
-Pipeline (`build`): the reStructuredText sources (`*.rst.txt`) -> `clean_rst` (markup removed, code
-dropped, prose paragraphs kept) -> documents (one per section) and sentences -> a held-out split by
-*file* (a stable sha256 of the relative path; never Python's salted hash()) -> a lowercase WordPiece
-vocabulary: a fixed file (`BuildConfig.vocab_file`; pydocs_bert ships one trained with HF `tokenizers`
-on the training documents, see `write_trained_vocab` for why it is not retrained per build) or,
-without one, trained on the training documents -> create_pretraining_data.py
-of google-research/bert, ported (`_instances_from_document`, `_mask`): sentence pairs with
-next-sentence labels, 15% masking 80/10/10 -> the official TFRecord format
-(workloads/data/pretraining_records.write_records) in the layout the BERT reader expects:
+Pipeline (`build`): the reStructuredText sources (`*.rst.txt`) -> `rst_prose.clean_rst` (markup
+removed, code dropped, prose paragraphs kept) -> documents (one per section) and sentences
+(`rst_prose.split_sentences`) -> a held-out split by *file* (a stable sha256 of the relative path;
+never Python's salted hash()) -> a lowercase WordPiece vocabulary: a fixed file
+(`BuildConfig.vocab_file`; pydocs_bert ships one trained with HF `tokenizers` on the training
+documents, see `write_trained_vocab` for why it is not retrained per build) or, without one, trained
+on the training documents -> create_pretraining_data.py of google-research/bert, ported
+(workloads/data/bert_instances.py): sentence pairs with next-sentence labels, 15% masking 80/10/10
+-> the official TFRecord format (workloads/data/pretraining_records.write_records) in the layout
+the BERT reader expects:
 
     <cache>/seq_len_64/train/*.tfrecord, <cache>/seq_len_128/train/*.tfrecord,
     <cache>/seq_len_128/eval/heldout.tfrecord, vocab.txt, tokenizer.json, stats.json
@@ -20,12 +22,7 @@ of the installed `tokenizers` version. The key is also the data's fingerprint: r
 in their environment and target-setting in reference_results/targets.json. The build writes into a temporary
 sibling directory and renames it into place, so a killed build never leaves a half cache.
 
-Why a hand-written reST cleaner, not docutils: the sources are *Sphinx* reST. docutils does not know
-Sphinx's ~100 roles and directives (:func:, .. function::, .. versionchanged::, .. impl-detail::,
-...): each one becomes an error node with the raw markup inside unless every one is registered by
-hand, and the result is still a doctree to walk. The job here is narrow (keep prose, drop code and
-markup) and lossy by design; a line-based cleaner that drops anything it does not recognise as prose
-is shorter, has no dependency, and fails soft (an odd construct loses a paragraph, never the file).
+CLI: `python -m workloads.data.pydocs --train_vocab=PATH [--source=DIR]` writes a new vocabulary.
 """
 
 from __future__ import annotations
@@ -38,14 +35,16 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.spec import DataError
+from workloads.data.bert_instances import InstanceConfig, create_instances, to_example
+from workloads.data.common import lookup_dir
+from workloads.data.rst_prose import clean_rst, split_sentences
 
 SOURCE_ENV_VAR = "PYDOCS_DIR"
 DEFAULT_SOURCE_DIR = "/usr/share/doc/python3.11/html/_sources"
@@ -77,202 +76,22 @@ class BuildConfig:
     vocab_file: str | None = None
 
     def max_predictions(self, seq_len: int) -> int:
-        """ceil(masked_lm_prob · T): BERT's 20 at 128 (ceil 19.2), 10 at 64 (ceil 9.6)."""
+        """max_predictions_per_seq of the records of length T, ceil(masked_lm_prob · T): BERT's 20
+        at 128 (ceil 19.2), 10 at 64 (ceil 9.6). The one source for the build and the workload."""
         return math.ceil(self.masked_lm_prob * seq_len - 1e-9)
 
-
-# --- reST cleaning ------------------------------------------------------------------------------
-
-#: Directives whose indented body is prose (admonitions, version notes, object descriptions):
-#: the directive line goes, the body stays. Every other directive is dropped with its body
-#: (code-block, doctest, toctree, index, table, literalinclude, productionlist, image, raw, ...).
-PROSE_DIRECTIVES = frozenset("""
-    note warning versionadded versionchanged deprecated deprecated-removed seealso attention tip
-    important hint caution danger impl-detail admonition topic sidebar only glossary centered
-    function method class data attribute exception decorator decoratormethod classmethod
-    staticmethod abstractmethod coroutinefunction coroutinemethod awaitablefunction
-    awaitablemethod describe envvar option cmdoption opcode pdbcommand module-level
-""".split())
-_DIRECTIVE = re.compile(r"^\.\.\s+([\w:-]+)::(.*)$")
-_EXPLICIT = re.compile(r"^\.\.(\s|$)")  # comments, targets (.. _x:), footnotes, substitutions
-_RULE = re.compile(r"^([=\-~^\"'`#*+<>:._])\1{2,}\s*$")  # heading under/overline, transition
-_TABLE_RULE = re.compile(r"^(=+\s+)+=+\s*$|^\+[-=+]+\+\s*$")
-_BULLET = re.compile(r"^([*+\-•]|#\.|\d+\.|\(?[a-zA-Z0-9]\)|[a-zA-Z]\.)\s+")
-_FIELD = re.compile(r"^:[\w\s.-]+:\s*")
-_ROLE = re.compile(r":[\w:.+-]+:`([^`]*)`")
-_LINK = re.compile(r"`([^`<]*?)\s*<[^`>]*>`__?")
-_REF = re.compile(r"`([^`]+)`__?")
-_LITERAL = re.compile(r"``(.+?)``")
-_INTERPRETED = re.compile(r"`([^`]+)`")
-_EMPHASIS = re.compile(r"\*\*([^*]+?)\*\*|\*([^*\s](?:[^*]*?[^*\s])?)\*")
-_FOOTNOTE_REF = re.compile(r"\s*\[(#\w*|\*|\d+)\]_")
-_SUBSTITUTION = re.compile(r"\|[\w\s.-]+\|_{0,2}")
-_WORD_REF = re.compile(r"\b([A-Za-z][\w-]*[A-Za-z0-9])__?(?=[\s.,;:)!?]|$)")  # name_ links, not __dunder__
-_DOCTEST = re.compile(r"^(>>>|\.\.\.\s|\$ |%)")
+    def instances(self, seq_len: int) -> InstanceConfig:
+        """The create_pretraining_data.py flags of the records of length `seq_len`."""
+        return InstanceConfig(seq_len=seq_len, max_predictions=self.max_predictions(seq_len),
+                              masked_lm_prob=self.masked_lm_prob, short_seq_prob=self.short_seq_prob)
 
 
-def _role_text(match: re.Match[str]) -> str:
-    """:role:`title <target>` -> title; :role:`~a.b.c` -> c; :role:`!x` -> x (Sphinx's rendering)."""
-    text = match.group(1)
-    explicit = re.match(r"^(.*?)\s*<[^<>]*>$", text, re.S)
-    if explicit and explicit.group(1):
-        return explicit.group(1)
-    if text.startswith("~"):
-        return text[1:].rsplit(".", 1)[-1]
-    return text.lstrip("!")
-
-
-def clean_inline(text: str) -> str:
-    """Inline markup -> plain text: roles, links, literals, emphasis, footnote refs, substitutions."""
-    text = _ROLE.sub(_role_text, text)
-    text = _LINK.sub(lambda m: m.group(1), text)
-    text = _LITERAL.sub(lambda m: m.group(1), text)
-    text = _REF.sub(lambda m: m.group(1), text)
-    text = _INTERPRETED.sub(lambda m: m.group(1), text)
-    text = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
-    text = _FOOTNOTE_REF.sub("", text)
-    text = _SUBSTITUTION.sub("", text)
-    text = _WORD_REF.sub(r"\1", text)
-    text = text.replace("\\ ", "").replace("\\", "")
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _is_prose(paragraph: str) -> bool:
-    """At least 4 words, mostly letters, not code-looking (few brackets/operators per word)."""
-    words = paragraph.split()
-    if len(words) < 4:
-        return False
-    letters = sum(c.isalpha() for c in paragraph)
-    code = sum(c in "{}[]()=<>;_@$\\/" for c in paragraph)
-    return letters >= 0.6 * len(paragraph.replace(" ", "")) and code <= 0.05 * len(paragraph)
-
-
-def clean_rst(text: str) -> list[list[str]]:
-    """Sections of prose paragraphs (one string per paragraph) of one reST file.
-
-    Line-based: a heading (a line underlined by a punctuation rule) starts a new section and is
-    dropped; blocks are dropped with everything indented below them when they are code or markup:
-    literal blocks after `::`, directives not in PROSE_DIRECTIVES, comments, link targets,
-    footnotes, substitution definitions, doctest sessions and tables (grid and simple).
-    """
-    lines = text.expandtabs(8).splitlines()
-    sections: list[list[str]] = [[]]
-    paragraph: list[str] = []
-    skip_below: int | None = None  # drop lines indented deeper than this (a dropped block's body)
-    in_table = False
-
-    def flush() -> None:
-        if paragraph:
-            joined = clean_inline(" ".join(paragraph))
-            if _is_prose(joined):
-                sections[-1].append(joined)
-            paragraph.clear()
-
-    i = 0
-    while i < len(lines):
-        line = lines[i].rstrip()
-        stripped = line.strip()
-        i += 1
-        if skip_below is not None:
-            if not stripped or _indent(line) > skip_below:
-                continue
-            skip_below = None
-        if in_table:
-            if _TABLE_RULE.match(stripped) and (i >= len(lines) or not lines[i].strip()):
-                in_table = False
-            continue
-        if not stripped:
-            flush()
-            continue
-        if _TABLE_RULE.match(stripped) and not _RULE.match(stripped):
-            flush()
-            in_table = True
-            continue
-        if _RULE.match(stripped):  # underline (title in paragraph) or overline/transition
-            paragraph.clear()
-            if sections[-1]:
-                sections.append([])
-            if i < len(lines) and lines[i].strip() and i + 1 < len(lines) and _RULE.match(lines[i + 1].strip()):
-                i += 2  # overline, title, underline
-            continue
-        directive = _DIRECTIVE.match(stripped)
-        if directive or _EXPLICIT.match(stripped):
-            flush()
-            if directive and directive.group(1) in PROSE_DIRECTIVES:
-                skip_options = i
-                while skip_options < len(lines) and _FIELD.match(lines[skip_options].strip()):
-                    skip_options += 1  # the directive's :option: lines
-                i = skip_options
-            else:
-                skip_below = _indent(line)
-            continue
-        if _DOCTEST.match(stripped) or stripped.startswith("|"):  # doctest, line block / grid row
-            flush()
-            skip_below = _indent(line) - 1 if _indent(line) else None
-            if _indent(line) == 0:
-                while i < len(lines) and lines[i].strip():
-                    i += 1
-            continue
-        if _BULLET.match(stripped) or _FIELD.match(stripped):
-            flush()
-            stripped = _FIELD.sub("", _BULLET.sub("", stripped))
-        if stripped.endswith("::"):  # literal block follows: keep the sentence, drop the block
-            stripped = stripped[:-2].rstrip()
-            stripped = stripped + ":" if stripped and not stripped.endswith(":") else stripped
-            paragraph.append(stripped)
-            flush()
-            skip_below = _indent(line)
-            continue
-        paragraph.append(stripped)
-    flush()
-    return [s for s in sections if s]
-
-
-# --- sentences, documents, split ----------------------------------------------------------------
-
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "Mr.", "Dr.", "approx.", "resp.", "No.", "et al.")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    """Sentences of a paragraph: break after . ! ? before a capital or digit, not after an
-    abbreviation (e.g., i.e., etc., ...) or a single-letter initial."""
-    sentences: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(paragraph):
-        head = paragraph[start:match.start()]
-        last = head.rsplit(" ", 1)[-1]
-        if last.endswith(_ABBREVIATIONS) or re.fullmatch(r"\(?[A-Za-z]\.", last):
-            continue
-        sentences.append(paragraph[start:match.end()].strip())
-        start = match.end()
-    tail = paragraph[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
-
-
-def is_held_out(relpath: str, fraction: float) -> bool:
-    """Whether file `relpath` is held out: sha256 of the path as a uniform number in [0, 1)."""
-    digest = hashlib.sha256(relpath.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
-
-
-def split_by_file(by_file: dict[str, list[Document]], relpaths: Sequence[str], fraction: float
-                  ) -> tuple[set[str], list[Document], list[Document]]:
-    """(held-out files, training documents, held-out documents), in `relpaths` order."""
-    held = {rel for rel in relpaths if is_held_out(rel, fraction)}
-    train = [d for rel in relpaths if rel not in held for d in by_file[rel]]
-    return held, train, [d for rel in relpaths if rel in held for d in by_file[rel]]
+# --- sources, documents, held-out split ---------------------------------------------------------
 
 
 def source_dir(explicit: str | None = None) -> str:
     """The reST sources: the argument, else $PYDOCS_DIR, else the python3.11-doc location."""
-    directory = explicit or os.environ.get(SOURCE_ENV_VAR) or DEFAULT_SOURCE_DIR
+    directory = lookup_dir(explicit, SOURCE_ENV_VAR, DEFAULT_SOURCE_DIR)
     if not find_sources(directory):
         raise DataError(f"no *.rst.txt files under {directory}: install the Debian package python3.11-doc "
                         f"(scripts/install_data.sh, run by make setup) or set {SOURCE_ENV_VAR}")
@@ -301,114 +120,18 @@ def load_documents(directory: str, relpaths: Sequence[str]) -> dict[str, list[Do
     return out
 
 
-# --- create_pretraining_data.py, ported ---------------------------------------------------------
+def is_held_out(relpath: str, fraction: float) -> bool:
+    """Whether file `relpath` is held out: sha256 of the path as a uniform number in [0, 1)."""
+    digest = hashlib.sha256(relpath.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-@dataclasses.dataclass(frozen=True)
-class Instance:
-    tokens: list[int]
-    segment_ids: list[int]
-    masked_lm_positions: list[int]
-    masked_lm_ids: list[int]
-    is_random_next: bool
-
-
-def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Random) -> None:
-    """truncate_seq_pair: pop from the longer side, at the front or back at random."""
-    while len(a) + len(b) > max_tokens:
-        longer = a if len(a) > len(b) else b
-        if rng.random() < 0.5:
-            del longer[0]
-        else:
-            longer.pop()
-
-
-def _mask(tokens: list[int], special: set[int], vocab_ids: Sequence[int], mask_id: int, prob: float,
-          max_predictions: int, rng: random.Random) -> tuple[list[int], list[int], list[int]]:
-    """create_masked_lm_predictions (no whole-word masking): round(prob · len) positions (at most
-    max_predictions, at least 1) among non-special tokens; 80% [MASK], 10% kept, 10% random token."""
-    candidates = [i for i, t in enumerate(tokens) if t not in special]
-    rng.shuffle(candidates)
-    n = min(max_predictions, max(1, int(round(len(tokens) * prob))))
-    output = list(tokens)
-    chosen = sorted(candidates[:n])
-    for index in chosen:
-        if rng.random() < 0.8:
-            output[index] = mask_id
-        elif rng.random() < 0.5:
-            pass  # keep the original token
-        else:
-            output[index] = vocab_ids[rng.randint(0, len(vocab_ids) - 1)]
-    return output, chosen, [tokens[i] for i in chosen]
-
-
-def _instances_from_document(docs: Sequence[Sequence[list[int]]], index: int, seq_len: int, cfg: BuildConfig,
-                             ids: dict[str, int], vocab_ids: Sequence[int], rng: random.Random
-                             ) -> Iterator[Instance]:
-    """create_instances_from_document: chunks of sentences up to a target length (shorter with
-    probability short_seq_prob), split into A and B; B is the true continuation or, with
-    probability 1/2 (and always for a one-sentence chunk), a span of a random other document."""
-    document = docs[index]
-    max_tokens = seq_len - 3
-    target = rng.randint(2, max_tokens) if rng.random() < cfg.short_seq_prob else max_tokens
-    special = {ids["[CLS]"], ids["[SEP]"]}
-    chunk: list[list[int]] = []
-    length = 0
-    i = 0
-    while i < len(document):
-        chunk.append(document[i])
-        length += len(document[i])
-        if i == len(document) - 1 or length >= target:
-            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            a = [t for s in chunk[:a_end] for t in s]
-            b: list[int] = []
-            if len(chunk) == 1 or rng.random() < 0.5:
-                random_next = True
-                other = index
-                for _ in range(10):
-                    other = rng.randint(0, len(docs) - 1)
-                    if other != index:
-                        break
-                random_doc = docs[other]
-                for s in random_doc[rng.randint(0, len(random_doc) - 1):]:
-                    b.extend(s)
-                    if len(b) >= target - len(a):
-                        break
-                i -= len(chunk) - a_end  # put the unused sentences back
-            else:
-                random_next = False
-                b = [t for s in chunk[a_end:] for t in s]
-            _truncate_pair(a, b, max_tokens, rng)
-            if a and b:
-                tokens = [ids["[CLS]"], *a, ids["[SEP]"], *b, ids["[SEP]"]]
-                segments = [0] * (len(a) + 2) + [1] * (len(b) + 1)
-                masked, positions, labels = _mask(tokens, special, vocab_ids, ids["[MASK]"],
-                                                  cfg.masked_lm_prob, cfg.max_predictions(seq_len), rng)
-                yield Instance(masked, segments, positions, labels, random_next)
-            chunk, length = [], 0
-        i += 1
-
-
-def create_instances(docs: Sequence[Sequence[list[int]]], seq_len: int, dupe_factor: int, cfg: BuildConfig,
-                     ids: dict[str, int], vocab_ids: Sequence[int], rng: random.Random,
-                     progress: Callable[[int], None] = lambda n: None) -> list[Instance]:
-    """All instances of `dupe_factor` passes over the documents (each re-masked), shuffled."""
-    instances = []
-    for _ in range(dupe_factor):
-        for index in range(len(docs)):
-            instances.extend(_instances_from_document(docs, index, seq_len, cfg, ids, vocab_ids, rng))
-            progress(1)
-    rng.shuffle(instances)
-    return instances
-
-
-def to_example(instance: Instance) -> dict[str, Any]:
-    """An Instance as the feature dict of pretraining_records.write_records (unpadded)."""
-    n = len(instance.tokens)
-    return {"input_ids": instance.tokens, "input_mask": [1] * n, "segment_ids": instance.segment_ids,
-            "masked_lm_positions": instance.masked_lm_positions, "masked_lm_ids": instance.masked_lm_ids,
-            "masked_lm_weights": [1.0] * len(instance.masked_lm_ids),
-            "next_sentence_labels": int(instance.is_random_next)}
+def split_by_file(by_file: dict[str, list[Document]], relpaths: Sequence[str], fraction: float
+                  ) -> tuple[set[str], list[Document], list[Document]]:
+    """(held-out files, training documents, held-out documents), in `relpaths` order."""
+    held = {rel for rel in relpaths if is_held_out(rel, fraction)}
+    train = [d for rel in relpaths if rel not in held for d in by_file[rel]]
+    return held, train, [d for rel in relpaths if rel in held for d in by_file[rel]]
 
 
 # --- vocabulary ---------------------------------------------------------------------------------
@@ -468,7 +191,8 @@ def cache_key(directory: str, relpaths: Sequence[str], cfg: BuildConfig) -> str:
 
 
 def cache_root(data_dir: str | None) -> str:
-    return data_dir or os.environ.get(CACHE_ENV_VAR) or DEFAULT_CACHE_ROOT
+    """Where the caches are: the argument, else $PYDOCS_BERT_CACHE, else ~/.cache/largebatch-bench."""
+    return lookup_dir(data_dir, CACHE_ENV_VAR, DEFAULT_CACHE_ROOT)
 
 
 def _tqdm(total: int, desc: str, enabled: bool) -> Any:
@@ -519,7 +243,8 @@ def build(out_dir: str, directory: str, relpaths: Sequence[str], cfg: BuildConfi
     jobs.append((cfg.eval_seq_len, "eval", eval_ids, cfg.eval_dupe_factor))
     for seq_len, part, docs, dupe in jobs:
         with _tqdm(len(docs) * dupe, f"pydocs_bert seq {seq_len} {part}", progress) as bar:
-            instances = create_instances(docs, seq_len, dupe, cfg, ids, vocab_ids, rng, bar.update)
+            instances = create_instances(docs, dupe, cfg.instances(seq_len), ids, vocab_ids, rng,
+                                         bar.update)
         part_dir = os.path.join(out_dir, f"seq_len_{seq_len}", part)
         os.makedirs(part_dir)
         shards = cfg.train_shards if part == "train" else 1

@@ -62,12 +62,6 @@ class BertConfig:
         """BERT-Large: 24 layers, hidden 1024, 16 heads, FFN 4096 (~336M parameters with the heads)."""
         return cls(**overrides)
 
-    @classmethod
-    def base(cls, **overrides: Any) -> BertConfig:
-        """BERT-Base: 12 layers, hidden 768, 12 heads, FFN 3072 (~110M parameters)."""
-        return cls(**{"hidden_size": 768, "num_layers": 12, "num_heads": 12,
-                      "intermediate_size": 3072, **overrides})
-
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads

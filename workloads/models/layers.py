@@ -21,7 +21,10 @@ def conv_with_bias(features: int, kernel: int, padding: str = "SAME", name: str 
                    bias_init=typed(initializers.zeros, ParamType.BIAS), name=name)
 
 
-def dense(features: int, kernel_init: initializers.Initializer = initializers.lecun_normal(),
+_LECUN_NORMAL = initializers.lecun_normal()
+
+
+def dense(features: int, kernel_init: initializers.Initializer = _LECUN_NORMAL,
           name: str | None = None) -> nn.Dense:
     return nn.Dense(features, kernel_init=typed(kernel_init, ParamType.WEIGHT),
                     bias_init=typed(initializers.zeros, ParamType.BIAS), name=name)
