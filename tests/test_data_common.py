@@ -160,9 +160,10 @@ def test_shares_of_an_eval_split_are_equal_in_number_and_cover_it() -> None:
 
 
 @pytest.mark.slow  # starts JAX in a subprocess
+@pytest.mark.cli
 def test_importing_the_pipelines_does_not_load_tensorflow() -> None:
     code = ("import sys, workloads.data.common, workloads.data.imagenet, workloads.data.pydocs, "
-            "workloads.data.pretraining_records, workloads.imagenet, workloads.pydocs_bert; "
+            "workloads.data.pretraining_records, workloads.imagenet, workloads.bert, workloads.pydocs_bert; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1000:]

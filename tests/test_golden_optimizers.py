@@ -18,8 +18,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _submission_helpers import (LAYOUT, SUBMISSIONS, context, flatten, load_submission, nest,
-                                 param_types, random_grads, random_params)
+from _submission_helpers import (
+    LAYOUT,
+    SUBMISSIONS,
+    context,
+    flatten,
+    load_submission,
+    nest,
+    param_types,
+    random_grads,
+    random_params,
+)
 
 from harness import spec
 from submissions.lib import schedules, transforms

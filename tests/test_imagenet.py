@@ -22,6 +22,9 @@ from workloads import get_workload, workload_names
 from workloads.data import imagenet
 from workloads.imagenet import ImagenetResNet50, ImagenetResNet50Cosine6000
 
+pytest.importorskip("tensorflow_datasets", reason="needs the fullscale extra: pip install -e '.[fullscale]'")
+pytestmark = pytest.mark.fullscale
+
 PER_CLASS, NUM_VAL = 8, 10
 NUM_TRAIN = len(SYNSETS) * PER_CLASS
 
@@ -202,6 +205,7 @@ def test_resnet50_parameters_are_typed_and_counted():
 # --- (c) one harness step at the real architecture -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_one_step_and_eval_through_the_harness(prepared, tmp_path):
     root, _, _ = prepared
     # Real ResNet-50; global batch 8 in two ghost-BN micro-batches of 4. Images of 64x64 instead of

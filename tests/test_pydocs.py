@@ -20,6 +20,10 @@ from tests.conftest import run_cli
 from workloads.data import pretraining_records as records
 from workloads.data import pydocs, rst_prose
 
+# The records are TFRecords (the full-scale format): building them needs TensorFlow.
+pytest.importorskip("tensorflow", reason="needs the fullscale extra: pip install -e '.[fullscale]'")
+pytestmark = pytest.mark.fullscale
+
 WORDS = ("the module function returns a value object list when called with an argument each "
          "time python interpreter reads file data from standard input and writes output string "
          "class method attribute error raised if type is not valid number of items in sequence").split()
@@ -246,6 +250,7 @@ def test_bad_vocabulary_file_is_a_one_line_error(corpus: str, built: str, tmp_pa
                      dataclasses.replace(SMALL, vocab_file=no_specials), False)
 
 
+@pytest.mark.cli
 def test_train_vocab_cli_writes_a_loadable_vocabulary(corpus: str, tmp_path: str) -> None:
     out = os.path.join(tmp_path, "vocab.txt")
     proc = run_cli("workloads.data.pydocs", f"--train_vocab={out}", f"--source={corpus}")
@@ -330,6 +335,8 @@ def test_fingerprint_warning_names_both_fingerprints(tmp_path: str) -> None:
     assert targets.data_fingerprint(object()) is None
 
 
+@pytest.mark.slow
+@pytest.mark.cli
 def test_harness_cli_short_run_records_evals(corpus: str, tmp_path: str) -> None:
     db = os.path.join(tmp_path, "r.db")
     proc = run_cli("harness", "run", "--workload=pydocs_bert", "--submission=adamw", "--budget=4",

@@ -235,9 +235,11 @@ class BertPretrainingWorkload:
 
     def _logits(self, params: Params, batch: Batch, train: bool, rng: jax.Array | None = None
                 ) -> tuple[jax.Array, jax.Array]:
-        return self.model.apply({"params": params}, batch["input_ids"], batch["input_mask"],
-                                batch["segment_ids"], batch["masked_lm_positions"], train=train,
-                                rngs={"dropout": rng} if train else {})
+        rngs = {"dropout": rng} if train and rng is not None else {}
+        logits: Any = self.model.apply({"params": params}, batch["input_ids"], batch["input_mask"],
+                                       batch["segment_ids"], batch["masked_lm_positions"], train=train,
+                                       rngs=rngs)
+        return logits
 
     def train_loss(self, params: Params, model_state: ModelState, batch: Batch, rng: jax.Array
                    ) -> tuple[jax.Array, tuple[ModelState, dict[str, jax.Array]]]:

@@ -9,26 +9,25 @@ Targets and budgets come from reference_results/targets.json (see reference_resu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import flax.linen as nn
 
 from harness.spec import Knob
 from workloads.data import fashion_mnist
-from workloads.image_classification import DeviceSplits, ImageClassificationWorkload
+from workloads.image_classification import DeviceResidentImageWorkload, DeviceSplits
 from workloads.models.lenet import LeNet5
 from workloads.models.resnet import ResNet
 from workloads.targets import target_for
 
 
-class _FashionMNIST(ImageClassificationWorkload):
+class _FashionMNIST(DeviceResidentImageWorkload):
     input_shape = (28, 28, 1)
 
-    @property
-    def target(self) -> float:
-        return target_for(self.name)[0]
-
-    @property
-    def step_budget(self) -> int:
-        return target_for(self.name)[1]
+    def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
+        self.target, self.step_budget = target_for(self.name)
+        super().__init__(knobs)
 
     def load_data(self, data_dir: str | None) -> DeviceSplits:
         s = fashion_mnist.load(data_dir)

@@ -1,5 +1,7 @@
-"""Shared machinery of the image-classification workloads: loss with label smoothing, eval sums,
-device-resident data with deterministic per-epoch shuffling."""
+"""Shared machinery of the image-classification workloads: loss with label smoothing, eval sums
+(`ImageClassificationWorkload`), and device-resident data with deterministic per-epoch shuffling
+(`DeviceResidentImageWorkload`, for datasets that fit in device memory: Fashion-MNIST; ImageNet
+reads through tf.data instead)."""
 
 from __future__ import annotations
 
@@ -87,18 +89,18 @@ class ImageClassificationWorkload(abc.ABC):
                    ) -> tuple[jax.Array, tuple[ModelState, dict[str, jax.Array]]]:
         del rng  # no stochastic layers
         variables = {"params": params, **model_state}
+        apply: Any = self.model.apply  # returns the logits, or (logits, new state) with `mutable`
         if model_state:
-            logits, new_state = self.model.apply(variables, batch["x"], train=True,
-                                                 mutable=list(model_state))
+            logits, new_state = apply(variables, batch["x"], train=True, mutable=list(model_state))
         else:
-            logits, new_state = self.model.apply(variables, batch["x"], train=True), model_state
+            logits, new_state = apply(variables, batch["x"], train=True), model_state
         losses = softmax_cross_entropy(logits, batch["y"], self.label_smoothing)
         sums = {"loss": losses.sum(), "accuracy": (logits.argmax(-1) == batch["y"]).sum(),
                 "count": jnp.asarray(losses.shape[0], jnp.float32)}
         return losses.mean(), (new_state, sums)
 
     def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
-        logits = self.model.apply({"params": params, **model_state}, batch["x"], train=False)
+        logits: Any = self.model.apply({"params": params, **model_state}, batch["x"], train=False)
         mask = batch["mask"]
         losses = softmax_cross_entropy(logits, batch["y"], 0.0)
         correct = (logits.argmax(-1) == batch["y"]).astype(jnp.float32)
@@ -109,6 +111,22 @@ class ImageClassificationWorkload(abc.ABC):
         """Shapes and dtypes of a training batch (for compiling without data, e.g. memory reports)."""
         return {"x": jax.ShapeDtypeStruct((batch_size, *self.input_shape), jnp.float32),
                 "y": jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+
+    @abc.abstractmethod
+    def load_data(self, data_dir: str | None) -> Any:
+        """The dataset (spec.Workload.load_data)."""
+
+    @abc.abstractmethod
+    def train_batches(self, data: Any, seed: int, phase: int = 0) -> Iterator[Batch]:
+        """{"x", "y"} batches of this process's share (spec.Workload.train_batches)."""
+
+    @abc.abstractmethod
+    def eval_batches(self, data: Any, split: str) -> Iterator[Batch]:
+        """{"x", "y", "mask"} batches of one shape (spec.Workload.eval_batches)."""
+
+
+class DeviceResidentImageWorkload(ImageClassificationWorkload):
+    """Images and labels held in device memory; batches gathered on the device."""
 
     def to_device(self, train_x: np.ndarray, train_y: np.ndarray,
                   eval_splits: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> DeviceSplits:

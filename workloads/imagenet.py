@@ -37,7 +37,7 @@ EVAL_EVERY_EPOCHS = 4  # MLPerf's evaluation cadence
 #: 4 * 2,512 / 64 = 157 steps.
 EVAL_EVERY_STEPS = EVAL_EVERY_EPOCHS * MLPERF_BUDGET_STEPS // MLPERF_BUDGET_EPOCHS
 
-_KNOBS = (
+_KNOBS: tuple[Knob, ...] = (
     Knob("label_smoothing", 0.1, 0.0, 0.5, "label smoothing τ (MLPerf 0.1, Nado Config A/B 0.15)"),
     Knob("bn_momentum", 0.9, 0.5, 0.9999, "batch-norm running-average momentum ρ (MLPerf 0.9, "
          "Nado Config A 0.94)"),

@@ -12,8 +12,8 @@ diagnostics(state) exposes the latest ratio per group as ratio/<group>.
 from __future__ import annotations
 
 from submissions.adamw import submission as _m
-from submissions.sgd import submission as _d
 from submissions.lib import graft_protocol
+from submissions.sgd import submission as _d
 
 _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "adamw"),
                                   graft_protocol.child_from_module(_d, "sgd"))

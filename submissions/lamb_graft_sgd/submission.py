@@ -11,8 +11,8 @@ diagnostics(state) exposes the latest ratio per group as ratio/<group>.
 from __future__ import annotations
 
 from submissions.lamb import submission as _m
-from submissions.sgd import submission as _d
 from submissions.lib import graft_protocol
+from submissions.sgd import submission as _d
 
 _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "lamb"),
                                   graft_protocol.child_from_module(_d, "sgd"))

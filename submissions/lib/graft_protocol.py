@@ -100,7 +100,7 @@ def combine(m: Child, d: Child) -> Grafted:
         hm, hd = split(hparams)
         sm = m.next_phase(state.m, params, hm, ctx) if m.next_phase else state.m
         sd = d.next_phase(state.d, params, hd, ctx) if d.next_phase else state.d
-        return state.replace(m=sm, d=sd)
+        return dataclasses.replace(state, m=sm, d=sd)
 
     return Grafted(f"{m.name}#{d.name}", namespaced(m.defaults, d.defaults), init, update,
                    next_phase, grafting.diagnostics, (m.name, d.name))

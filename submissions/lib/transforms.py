@@ -34,7 +34,8 @@ def _norm(x: jax.Array) -> jax.Array:
 
 
 class ScaleByAdamState(NamedTuple):
-    count: jax.Array  # int32, updates applied so far
+    # int32, updates applied so far. The name shadows tuple.count, as in optax's own states.
+    count: jax.Array  # type: ignore[assignment]
     mu: optax.Updates
     nu: optax.Updates
 

@@ -10,9 +10,9 @@ The same as ``--submission=momentum#adagrad``. diagnostics(state) exposes ratio/
 
 from __future__ import annotations
 
-from submissions.momentum import submission as _m
 from submissions.adagrad import submission as _d
 from submissions.lib import graft_protocol
+from submissions.momentum import submission as _m
 
 _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "momentum"),
                                   graft_protocol.child_from_module(_d, "adagrad"))

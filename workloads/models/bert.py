@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax.nn import initializers
 
 from harness.spec import ParamType, typed
+from workloads.models.layers import param
 
 #: Additive attention bias of padded keys, as in the original code (exp(-10000) == 0 in float32).
 MASKED_KEY_BIAS = -10000.0
@@ -104,8 +105,8 @@ class Embeddings(nn.Module):
         seq_len = input_ids.shape[1]
         if seq_len > cfg.max_position_embeddings:
             raise ValueError(f"sequence length {seq_len} > max_position_embeddings {cfg.max_position_embeddings}")
-        emb = lambda n, rows: self.param(n, typed(_init(cfg), ParamType.EMBEDDING),  # noqa: E731
-                                         (rows, cfg.hidden_size))
+        emb = lambda n, rows: param(self, n, _init(cfg), ParamType.EMBEDDING,  # noqa: E731
+                                    (rows, cfg.hidden_size))
         word = emb("word_embeddings", cfg.vocab_size)
         position = emb("position_embeddings", cfg.max_position_embeddings)
         token_type = emb("token_type_embeddings", cfg.type_vocab_size)
@@ -174,8 +175,7 @@ class BertPretraining(nn.Module):
         z = jnp.take_along_axis(h, masked_lm_positions[..., None].astype(jnp.int32), axis=1)
         z = _gelu(cfg, _dense(cfg, cfg.hidden_size, ParamType.WEIGHT, "mlm_transform")(z))
         z = _layer_norm(cfg, "mlm_layer_norm")(z)
-        output_bias = self.param("mlm_output_bias", typed(initializers.zeros, ParamType.BIAS),
-                                 (cfg.vocab_size,))
+        output_bias = param(self, "mlm_output_bias", initializers.zeros, ParamType.BIAS, (cfg.vocab_size,))
         mlm_logits = jnp.einsum("bph,vh->bpv", z, word_table) + output_bias
         return mlm_logits, nsp_logits
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import flax.linen as nn
+import jax
 from jax.nn import initializers
 
 from harness.spec import ParamType, typed
+
+
+def param(module: nn.Module, name: str, init: Callable[..., Any], param_type: ParamType,
+          shape: tuple[int, ...]) -> jax.Array:
+    """A parameter of `module` created by `init` and declared as `param_type`. Flax unboxes the
+    TypedParam box (an AxisMetadata) when it returns the value: this is the array."""
+    value: Any = module.param(name, typed(init, param_type), shape)
+    return value
 
 
 def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
