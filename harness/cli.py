@@ -38,6 +38,12 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+def _report(error: UserError) -> int:
+    """Print the error as the one line `error: ...` on stderr; the exit code of bad input."""
+    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+    return EXIT_USER_ERROR
+
+
 def _parse(fv: flags.FlagValues, argv: list[str]) -> list[str]:
     """Parse `argv` into `fv`; a flag error (unknown flag, bad value) is a UserError."""
     try:
@@ -51,8 +57,7 @@ def _call(main: Main, argv: list[str], fv: flags.FlagValues) -> int:
     try:
         return int(main(argv, fv) or 0)
     except UserError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
-        return EXIT_USER_ERROR
+        return _report(e)
 
 
 def invoke(define_flags: DefineFlags, main: Main, argv: list[str]) -> int:
@@ -63,8 +68,7 @@ def invoke(define_flags: DefineFlags, main: Main, argv: list[str]) -> int:
     try:
         rest = _parse(fv, list(argv))
     except UserError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
-        return EXIT_USER_ERROR
+        return _report(e)
     return _call(main, rest, fv)
 
 
@@ -77,8 +81,7 @@ def run(define_flags: DefineFlags, main: Main) -> NoReturn:
         try:
             return _parse(flags.FLAGS, argv)
         except UserError as e:
-            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
-            sys.exit(EXIT_USER_ERROR)
+            sys.exit(_report(e))
 
     def entry(argv: list[str]) -> int:
         absl_logging.set_verbosity(absl_logging.WARNING)

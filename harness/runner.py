@@ -23,6 +23,7 @@ from harness.formatting import format_metric
 from harness.plan import RunPlan
 from harness.training import DIAGNOSTICS, TrainState
 from workloads import targets
+from workloads.data.common import host_share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +166,7 @@ class Sweep:
 
     def _zero_batch(self, k: int) -> Any:
         """An all-zero training batch of phase k (this process's share), on the mesh."""
-        local = self.plan.phases[k].phase.global_batch_size // jax.process_count()
+        local, _ = host_share(self.plan.phases[k].phase.global_batch_size)
         zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.workload.abstract_batch(local, k))
         return parallel.put_batch(zeros, self.plan.mesh)
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from harness.spec import DataError
+from harness.spec import DataError, UserError
 from workloads.data.bert_instances import InstanceConfig, create_instances, to_example
 from workloads.data.common import lookup_dir
 from workloads.data.rst_prose import clean_rst, split_sentences
@@ -303,21 +303,26 @@ def write_trained_vocab(out_path: str, source: str | None = None, cfg: BuildConf
     return len(vocab)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m workloads.data.pydocs --train_vocab=PATH [--source=DIR]`: a new vocabulary file."""
-    import argparse
+def define_flags(fv: Any) -> None:
+    """The flags of `python -m workloads.data.pydocs` (absl FlagValues; see harness/cli.py)."""
+    from absl import flags
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--train_vocab", required=True, help="output vocabulary file")
-    parser.add_argument("--source", default=None, help=f"reST sources (default ${SOURCE_ENV_VAR} or "
-                        f"{DEFAULT_SOURCE_DIR})")
-    args = parser.parse_args(argv)
-    try:
-        count = write_trained_vocab(args.train_vocab, args.source)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
-    print(f"wrote {count} tokens to {args.train_vocab}")
+    flags.DEFINE_string("train_vocab", None, "Output vocabulary file.", flag_values=fv)
+    flags.DEFINE_string("source", None, f"reST sources (default ${SOURCE_ENV_VAR} or {DEFAULT_SOURCE_DIR}).",
+                        flag_values=fv)
+
+
+def main(argv: Sequence[str], fv: Any) -> int:
+    """`python -m workloads.data.pydocs --train_vocab=PATH [--source=DIR]`: a new vocabulary file."""
+    del argv
+    if not fv.train_vocab:
+        raise UserError("--train_vocab=PATH is required: where to write the new vocabulary")
+    count = write_trained_vocab(fv.train_vocab, fv.source)
+    print(f"wrote {count} tokens to {fv.train_vocab}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from harness import cli  # the suite's entry-point conventions (only when run as a program)
+
+    cli.run(define_flags, main)
