@@ -245,9 +245,12 @@ def grafted_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("graft") / "results.db")
     proc = run_cli("harness", "run", "--workload=fashion_mnist_lenet", "--submission=adamw#nesterov",
                    "--seeds=0", "--budget=4", "--diagnostics_every=2", f"--results={path}",
-                   '--hparams={"partition": "param_type", "D.momentum": 0.9}')
+                   '--hparams={"partition": "param_type", "D.momentum": 0.9}',
+                   f"--run_ids_file={path}.ids")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "adamw#nesterov seed 0: completed" in proc.stdout
+    with open(f"{path}.ids") as f:  # what scripts read instead of querying the database
+        assert f.read() == "1\t0\tcompleted\n"
     return path
 
 
