@@ -13,6 +13,23 @@ The harness applies ``params = params + updates``. ``hparams`` is a plain mappin
 value types are those of ``DEFAULT_HPARAMS``; ``ctx`` is static information about the workload. A
 submission never sees data, the clock or the target.
 
+Static and traced hyperparameters. Inside the compiled training step the *numeric* hyperparameters
+(those whose default is a float) are traced arguments, so that trials of a tuning study with other
+learning rates, decays, warmups or betas share one compiled program; ``update`` receives them as
+JAX scalars and must not branch on them in Python (no ``if``, ``float()``, ``or`` on their values:
+use jnp operations). Booleans, strings and integers are static Python values, as are the floats a
+submission names in::
+
+    STATIC_HPARAMS: frozenset[str]   # optional: floats whose value changes the program or the state
+
+(e.g. ``grad_clip_norm``, where 0 means "no clipping transform"). The optimizer state's structure
+may depend only on static hyperparameters. Checks of the values belong in::
+
+    def check_hparams(hparams, ctx) -> None   # optional: raise UserError naming a bad value
+
+which the harness calls with concrete values before anything runs (``init`` and ``next_phase`` too
+run on the host with concrete values).
+
 Multi-phase workloads (BERT: sequence length 128, then 512) compile one step per phase; ``ctx``
 then names the current phase (``ctx.phase_index``, ``ctx.phase``, ``ctx.phase_start``) and
 ``hparams`` may differ per phase (a list of mappings given to the harness, Nado et al. Table 8).

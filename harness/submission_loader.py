@@ -35,6 +35,8 @@ class Submission:
     next_phase: Callable[..., Any] | None = None  # optional hook, see harness/spec.py
     diagnostics: Callable[[Any], Mapping[str, Any]] | None = None  # optional: state -> small arrays
     children: tuple[Submission, Submission] | None = None  # (M, D) of a grafted submission
+    static_hparams: frozenset[str] = frozenset()  # declared static floats (harness/spec.py)
+    check_hparams: Callable[..., None] | None = None  # optional: (hparams, ctx) -> None or UserError
 
     @property
     def configs_dir(self) -> str:
@@ -119,8 +121,15 @@ def load(name_or_path: str) -> Submission:
     if children_names is not None:
         m, d = (load(child) for child in children_names)
         children = (m, d)
+    static = getattr(module, "STATIC_HPARAMS", frozenset())
+    if not isinstance(static, (set, frozenset, tuple, list)) or not set(static) <= set(defaults):
+        raise UserError(f"submission {path}: STATIC_HPARAMS must be a set of names of DEFAULT_HPARAMS, "
+                        f"got {static!r}")
+    check = getattr(module, "check_hparams", None)
+    if check is not None and not callable(check):
+        raise UserError(f"submission {path}: check_hparams must be a function check_hparams(hparams, ctx)")
     return Submission(name, path, module.init, module.update, dict(defaults), search_space, next_phase,
-                      diagnostics, children)
+                      diagnostics, children, frozenset(static), check)
 
 
 def load_grafted(spec_: str) -> Submission:
