@@ -1,6 +1,7 @@
 """Command line of the harness:
 
   python -m harness run --workload=fashion_mnist_resnet --submission=nesterov --seeds=0-4
+  python -m harness tune --workload=fashion_mnist_resnet --submission=nesterov --trials=16 --confirm_seeds=50
   python -m harness list
   python -m harness discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=FILE.json]
       (the same as `python -m scoring discover-schedule`)
@@ -8,12 +9,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from absl import flags
 
 from harness import cli
 from harness.errors import UserError
 
-COMMANDS = ("run", "list", "discover-schedule")
+if TYPE_CHECKING:  # the commands import JAX when they run, not when flags are parsed
+    from harness.runner import RunOptions
+
+COMMANDS = ("run", "tune", "list", "discover-schedule")
+#: The flags of `tune` besides those of `run` (harness/study.py).
+TUNE_FLAGS = ("trials", "max_trials", "search_space", "study", "study_seed", "confirm_seeds", "select", "studies")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -45,6 +53,22 @@ def define_flags(fv: flags.FlagValues) -> None:
            "to this file (for scripts).")
     flags.DEFINE_bool("progress", None, "Show a progress bar per run (default: when stderr is a terminal).",
                       flag_values=fv)
+    flags.DEFINE_integer("trials", None, "tune: feasible trials per study (N).", flag_values=fv)
+    flags.DEFINE_integer("max_trials", None, "tune: trials in all per study, at most (default 3N; diverged "
+                         "trials are infeasible and do not count).", flag_values=fv)
+    string("search_space", None, "tune: a search space JSON file (AlgoPerf format; default the "
+           "submission's search_space.json).")
+    string("study", None, "tune: the study's name (default from submission, workload, search space and "
+           "seed); the same command continues it.")
+    flags.DEFINE_integer("study_seed", 0, "tune: seeds the quasi-random points and the trials' seeds.",
+                         flag_values=fv)
+    flags.DEFINE_integer("confirm_seeds", 50, "tune: the selected point is run on seeds 0..K-1.",
+                         flag_values=fv)
+    flags.DEFINE_enum("select", "best_valid", ["best_valid", "steps_to_target"], "tune: how the best "
+                      "feasible trial is chosen (Nado et al.: best validation metric; AlgoPerf: fewest steps "
+                      "to the target, best validation breaking ties).", flag_values=fv)
+    flags.DEFINE_integer("studies", 1, "tune: independent studies (study seeds K, K+1, ...; the score is the "
+                         "median over studies).", flag_values=fv)
     flags.DEFINE_integer("run", None, "discover-schedule: the run id of a grafted run.", flag_values=fv)
     string("out", None, "discover-schedule: write the JSON here (default: print it).")
     from scoring.__main__ import define_discovery_flags
@@ -59,9 +83,32 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("process_id", None, "With --distributed: index of this process.", flag_values=fv)
 
 
+def _run_options(fv: flags.FlagValues, seeds: tuple[int, ...]) -> RunOptions:
+    from harness.runner import RunOptions
+
+    return RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir, stop_at_target=fv.stop_at_target,
+                      progress=cli.progress_default(fv.progress), diagnostics_every=fv.diagnostics_every,
+                      tensorboard_dir=fv.tensorboard_dir)
+
+
+def _tune(fv: flags.FlagValues) -> None:
+    from harness import study
+
+    if not fv.submission or fv.trials is None:
+        raise UserError("`tune` needs --submission and --trials=N (feasible trials per study)")
+    if fv.stop_at_target:
+        raise UserError("--stop_at_target does not go with `tune`: trials are compared at the full budget")
+    spec = study.StudySpec(
+        workload=fv.workload, submission=fv.submission, trials=fv.trials, max_trials=fv.max_trials,
+        search_space=fv.search_space, hparams=cli.parse_json_mapping(fv.hparams, "hparams", allow_list=True),
+        config=fv.config, knobs=cli.parse_json_mapping(fv.knobs, "knobs"), budget=fv.budget, study=fv.study,
+        study_seed=fv.study_seed, confirm_seeds=fv.confirm_seeds, select=fv.select, studies=fv.studies)
+    study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv))
+
+
 def _run(fv: flags.FlagValues) -> None:
     from harness import plan
-    from harness.runner import RunOptions, run_sweep
+    from harness.runner import run_sweep
 
     if fv.distributed:
         from harness import distributed
@@ -70,10 +117,7 @@ def _run(fv: flags.FlagValues) -> None:
         raise UserError("--submission is required for `run`")
     hparams = cli.parse_json_mapping(fv.hparams, "hparams", allow_list=True)
     knobs = cli.parse_json_mapping(fv.knobs, "knobs")
-    options = RunOptions(seeds=tuple(cli.parse_seeds(fv.seeds)), results=fv.results,
-                         data_dir=fv.data_dir, stop_at_target=fv.stop_at_target,
-                         progress=cli.progress_default(fv.progress),
-                         diagnostics_every=fv.diagnostics_every, tensorboard_dir=fv.tensorboard_dir)
+    options = _run_options(fv, tuple(cli.parse_seeds(fv.seeds)))
     run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
                           budget=fv.budget)
     if run_plan.config is not None:
@@ -107,8 +151,14 @@ def _list() -> None:
 def main(argv: list[str], fv: flags.FlagValues) -> int:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise UserError(f"usage: python -m harness {{{'|'.join(COMMANDS)}}} [--flags]; see --help")
+    if argv[1] != "tune":
+        given = [name for name in TUNE_FLAGS if fv[name].present]
+        if given:
+            raise UserError(f"--{given[0]} is a flag of `tune`, not of `{argv[1]}`")
     if argv[1] == "run":
         _run(fv)
+    elif argv[1] == "tune":
+        _tune(fv)
     elif argv[1] == "list":
         _list()
     else:

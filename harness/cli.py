@@ -140,6 +140,15 @@ def parse_seeds(value: str) -> list[int]:
     return seeds
 
 
+def command_line(program: str, fv: flags.FlagValues) -> str:
+    """`python -m <program>` with the flags that were given, as one shell-quoted line (what a
+    study records so that it can be continued or repeated)."""
+    import shlex
+
+    given = [f"--{name}={fv[name].value}" for name in sorted(fv) if fv[name].present]
+    return " ".join(["python -m", program, *(shlex.quote(g) for g in given)])
+
+
 def progress_default(value: bool | None) -> bool:
     """--progress: as given, else on when stderr is a terminal."""
     return sys.stderr.isatty() if value is None else value

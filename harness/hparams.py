@@ -1,4 +1,5 @@
-"""Validation of user-given hyperparameters against a submission's DEFAULT_HPARAMS."""
+"""Validation of user-given hyperparameters against a submission's DEFAULT_HPARAMS, and which of
+them are traced in the compiled step (harness/spec.py: "Static and traced hyperparameters")."""
 
 from __future__ import annotations
 
@@ -70,3 +71,19 @@ def validate_phase_hparams(given: Mapping[str, Any] | Sequence[Mapping[str, Any]
                              f"{len(phases)} phase(s) ({', '.join(phases)}); give one per phase or a "
                              "single object for all")
     return [validate_hparams(h, defaults, submission) for h in given]
+
+
+def is_traced(name: str, defaults: Mapping[str, Any], static_names: frozenset[str]) -> bool:
+    """Whether hparam `name` is a traced argument of the compiled step: its default is a float
+    (not a bool) and the submission does not declare it static. Everything else is static."""
+    default = defaults[name]
+    return isinstance(default, float) and not isinstance(default, bool) and name not in static_names
+
+
+def split_static(hparams: Mapping[str, Any], defaults: Mapping[str, Any], static_names: frozenset[str]
+                 ) -> tuple[dict[str, Any], dict[str, float]]:
+    """(static hparams: Python values closed over by the compiled step, traced hparams: the numeric
+    values passed to it as arguments)."""
+    static = {k: v for k, v in hparams.items() if not is_traced(k, defaults, static_names)}
+    traced = {k: float(v) for k, v in hparams.items() if is_traced(k, defaults, static_names)}
+    return static, traced

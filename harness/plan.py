@@ -9,8 +9,9 @@ config id), and the one factory of a phase's training step. `harness run` (harne
 
 Every input is validated here, before any data is read or anything is written: an unknown
 workload, submission, config, hyperparameter or knob, a budget below the number of phases, a
-global batch that does not split over the devices, or a submission whose init/update return the
-wrong trees (checked on shapes alone, harness/submission_checks.py) is a UserError.
+global batch that does not split over the devices, a value the submission's check_hparams refuses,
+or a submission whose init/update return the wrong trees or branch on traced hparams (checked on
+shapes alone, harness/submission_checks.py) is a UserError.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
@@ -28,10 +30,10 @@ from harness import configs, parallel, store
 from harness import submission_loader as loader
 from harness.errors import UserError
 from harness.formatting import describe_phases
-from harness.hparams import validate_phase_hparams
+from harness.hparams import split_static, validate_phase_hparams
 from harness.spec import Batch, ParamTypes, Phase, SubmissionContext, Workload, total_steps
 from harness.submission_checks import check_submission
-from harness.training import TrainState, abstract_init, donate_state, make_train_step
+from harness.training import TrainState, abstract_init, donate_state, make_train_step, traced_dtype
 
 Hparams = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -43,6 +45,8 @@ class PhasePlan:
     phase: Phase
     hparams: Mapping[str, Any]  # validated: every key of DEFAULT_HPARAMS, the default's type
     ctx: SubmissionContext
+    static: Mapping[str, Any]  # the hparams compiled into the step (harness/hparams.split_static)
+    traced: Mapping[str, float]  # the numeric hparams passed to the compiled step as arguments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,31 @@ class RunPlan:
     knobs_given: Mapping[str, Any]
     config: configs.NamedConfig | None = None
     config_label: str | None = None  # the config's name and what was set on top (validated)
+    hparams_set: Hparams = dataclasses.field(default_factory=dict)  # what was set on top of the config
+    knobs_set: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # likewise for knobs
+
+    def with_hparams(self, extra: Hparams, check_program: bool = True) -> RunPlan:
+        """This plan with `extra` set on top of its hyperparameters (a tuning trial's point; for a
+        plan being built: the user's --hparams): validated against DEFAULT_HPARAMS and by the
+        submission's check_hparams on concrete values. With `check_program`, init and update are
+        traced on shapes (harness/submission_checks.py) when the program may differ from this
+        plan's (other static hparams); the workload, submission, config, knobs and phases stay."""
+        sub, named = self.submission, self.config
+        hparams_set = configs.merge_hparams(self.hparams_set, extra) if self.hparams_set else extra
+        given = configs.merge_hparams(named.hparams, hparams_set) if named is not None else hparams_set
+        phases = tuple(p.phase for p in self.phases)
+        validated = validate_phase_hparams(given, sub.defaults, sub.name, [p.name for p in phases])
+        plans = tuple(PhasePlan(old.phase, hp, old.ctx, *split_static(hp, sub.defaults, sub.static_hparams))
+                      for old, hp in zip(self.phases, validated))
+        for new, old in zip(plans, self.phases):
+            check_hparams(sub, new.hparams, new.ctx)
+            if check_program and (new.static != old.static or not old.hparams):
+                check_submission(sub.name, sub.init, sub.update, self.abstract_params, new.hparams,
+                                 new.ctx, traced=new.traced)
+        label = (configs.label(named.name, _given_validated(hparams_set, validated), self.knobs_set)
+                 if named is not None else None)
+        return dataclasses.replace(self, phases=plans, hparams_given=given, config_label=label,
+                                   hparams_set=hparams_set)
 
     # --- what the results record ------------------------------------------------------------
     @property
@@ -83,6 +112,20 @@ class RunPlan:
     @property
     def device_count(self) -> int:
         return int(self.mesh.devices.size)
+
+    @property
+    def compile_key(self) -> str:
+        """What the compiled training steps depend on besides the workload and the mesh: plans with
+        the same key (e.g. the trials of a tuning study) run the same compiled programs with other
+        traced hparams."""
+        return store.canonical_json({
+            "submission": self.submission.path,
+            "phases": [dataclasses.asdict(p.phase) for p in self.phases],
+            "static": [p.static for p in self.phases], "traced": [sorted(p.traced) for p in self.phases]})
+
+    def traced_arguments(self, k: int) -> dict[str, jax.Array]:
+        """Phase k's traced hparams as the scalars the compiled step takes."""
+        return {name: jnp.asarray(v, traced_dtype()) for name, v in self.phases[k].traced.items()}
 
     def describe(self) -> str:
         """One line: workload, submission, row id, config, budget and phases, devices."""
@@ -125,7 +168,7 @@ class RunPlan:
         """Phase k's step(state, batch, rng, step) -> (state, metrics) (harness/training.py),
         with the submission's diagnostics in the metrics when asked for and defined."""
         p = self.phases[k]
-        return make_train_step(self.workload, self.submission.update, p.hparams, p.ctx, self.mesh,
+        return make_train_step(self.workload, self.submission.update, p.static, p.ctx, self.mesh,
                                unroll=unroll,
                                diagnostics=self.submission.diagnostics if diagnostics else None)
 
@@ -142,9 +185,10 @@ class RunPlan:
                            donate: bool | None = None, batch_size: int | None = None) -> Any:
         """jit_train_step compiled ahead of time from shapes alone (no data, nothing allocated)."""
         rng = jax.eval_shape(lambda: jax.random.PRNGKey(0))
+        traced = {name: jax.ShapeDtypeStruct((), traced_dtype()) for name in self.phases[k].traced}
         return self.jit_train_step(k, diagnostics=diagnostics, unroll=unroll, donate=donate).lower(
             self.abstract_state(), self.abstract_batch(k, batch_size), rng,
-            jax.ShapeDtypeStruct((), np.int32)).compile()
+            jax.ShapeDtypeStruct((), np.int32), traced).compile()
 
 
 def scaled_phases(phases: tuple[Phase, ...], budget: int | None) -> tuple[Phase, ...]:
@@ -167,6 +211,19 @@ def scaled_phases(phases: tuple[Phase, ...], budget: int | None) -> tuple[Phase,
         steps.append(min(max(1, round(p.steps * budget / total)), budget - sum(steps) - later))
     steps.append(budget - sum(steps))
     return tuple(dataclasses.replace(p, steps=n) for p, n in zip(phases, steps))
+
+
+def check_hparams(sub: loader.Submission, hparams: Mapping[str, Any], ctx: SubmissionContext) -> None:
+    """The submission's own check of the values (harness/spec.py), on concrete hparams."""
+    if sub.check_hparams is None:
+        return
+    try:
+        sub.check_hparams(hparams, ctx)
+    except UserError:
+        raise
+    except Exception as e:  # user code: any other failure is reported as one line too
+        raise UserError(f"submission {sub.name}: check_hparams(hparams, ctx) raised "
+                        f"{type(e).__name__}: {e}") from None
 
 
 def _given_validated(given: Hparams, validated: list[dict[str, Any]]) -> Hparams:
@@ -198,11 +255,10 @@ def build(workload: str | Workload | None, submission: str | loader.Submission, 
         if name is not None and name != named.workload:
             raise UserError(f"config {named.name} is for workload {named.workload}, not {name}; "
                             f"drop --workload or pass --workload={named.workload}")
-        given: Hparams = configs.merge_hparams(named.hparams, hparams)
         knobs_given = {**named.knobs, **knobs}
         workload = named.workload if workload is None else workload
     else:
-        given, knobs_given = hparams, knobs
+        knobs_given = knobs
     if workload is None:
         raise UserError("--workload is required (or --config naming one)")
     if isinstance(workload, str):
@@ -214,17 +270,12 @@ def build(workload: str | Workload | None, submission: str | loader.Submission, 
             raise ValueError("knobs cannot be applied to a workload instance; build it with them")
         wl = workload
     phases = scaled_phases(tuple(wl.phases), budget)
-    phase_hparams = validate_phase_hparams(given, sub.defaults, sub.name, [p.name for p in phases])
     mesh = parallel.data_mesh(list(devices) if devices is not None else None)
     params, model_state, param_types = abstract_init(wl)
-    plans = tuple(PhasePlan(phase, hp, SubmissionContext(wl.name, param_types, phases, k))
-                  for k, (phase, hp) in enumerate(zip(phases, phase_hparams)))
-    for p in plans:
-        check_submission(sub.name, sub.init, sub.update, params, p.hparams, p.ctx)
-    label = (configs.label(named.name, _given_validated(hparams, phase_hparams), knobs)
-             if named is not None else None)
-    plan = RunPlan(wl, sub, plans, mesh, param_types, params, model_state, given, knobs_given,
-                   named, label)
-    for k in range(len(plans)):
+    empty = RunPlan(wl, sub, tuple(PhasePlan(phase, {}, SubmissionContext(wl.name, param_types, phases, k),
+                                             {}, {}) for k, phase in enumerate(phases)),
+                    mesh, param_types, params, model_state, {}, knobs_given, named, None, {}, knobs)
+    plan = empty.with_hparams(hparams, check_program=True)
+    for k in range(len(plan.phases)):
         plan.per_device_batch(k)
     return plan

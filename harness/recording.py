@@ -103,10 +103,19 @@ class Recorder:
             self._writer.finish(status, train_seconds=train_seconds, **outcome.summary())
 
 
+@dataclasses.dataclass(frozen=True)
+class StudyLink:
+    """Which tuning study a run belongs to, and as what (harness/study.py)."""
+
+    study_id: int
+    role: str  # "trial" | "confirmation"
+
+
 def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_seconds: float,
-          environment: str, git_revision: str | None, tensorboard_dir: str | None = None) -> Recorder:
-    """A `running` row for `seed` of `plan` (None: a process that does not write), and its
-    TensorBoard log under `tensorboard_dir` if given (harness/tensorboard.py)."""
+          environment: str, git_revision: str | None, tensorboard_dir: str | None = None,
+          study: StudyLink | None = None) -> Recorder:
+    """A `running` row for `seed` of `plan` (None: a process that does not write), tagged with its
+    study if any, and its TensorBoard log under `tensorboard_dir` if given (harness/tensorboard.py)."""
     if conn is None:
         return Recorder(None)
     wl = plan.workload
@@ -118,7 +127,8 @@ def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_sec
         config_id=plan.config_id, seed=seed, metric=wl.metric, direction=wl.direction.value,
         target=wl.target, step_budget=plan.budget,
         global_batch_size=plan.phases[0].phase.global_batch_size, compile_seconds=compile_seconds,
-        environment=environment, git_revision=git_revision)
+        environment=environment, git_revision=git_revision,
+        study_id=study.study_id if study else None, study_role=study.role if study else None)
     log = (RunLog(run_dir(tensorboard_dir, plan, seed, writer.run_id), plan.hparams)
            if tensorboard_dir is not None else None)
     return Recorder(writer, wl.metric, log)

@@ -21,6 +21,7 @@ from harness.errors import UserError
 from harness.evaluation import EvalResult, Evaluator, host_sums, mean_loss_and_metric
 from harness.formatting import format_metric
 from harness.plan import RunPlan
+from harness.submission_checks import same_shapes
 from harness.training import DIAGNOSTICS, TrainState
 from workloads import targets
 from workloads.data.common import host_share
@@ -116,8 +117,21 @@ class Clock:
         return self.seconds
 
 
+@dataclasses.dataclass(frozen=True)
+class CompiledSteps:
+    """One compile class's training steps (one per phase), with the state shapes they take."""
+
+    steps: list[Any]
+    abstract_state: TrainState
+    seconds: float  # compilation and warm-up
+
+
 class Sweep:
-    """A plan compiled once, with its data loaded; `run_seed` trains one seed."""
+    """A workload's data and compiled steps; `run_seed` trains one seed of a plan.
+
+    Plans that differ only in traced hparams (RunPlan.compile_key: the trials of a tuning study)
+    share one compilation; another compile class is compiled when first run.
+    """
 
     def __init__(self, plan: RunPlan, options: RunOptions = RunOptions()) -> None:
         # The plan validated the user's input; what remains is checked before anything is written.
@@ -140,29 +154,43 @@ class Sweep:
         self.primary = jax.process_index() == 0
         # Values from the jitted init (an eager ResNet-50 init takes 12-22 s on CPU, jitted ~1 s).
         self._init = jax.jit(lambda rng: self.workload.init(rng)[:2])
-        self._compile(self._initial_state(jax.random.PRNGKey(0)))
-
-    def _compile(self, state: TrainState) -> None:
-        """Ahead-of-time compilation of each phase's train step (from shapes: RunPlan) and the eval
-        step, then one warm-up execution of each; all of it is timed as compile time.
-
-        Why the warm-up: the first execution of a compiled step pays a one-time initialisation of
-        the runtime (measured on CPU, fashion_mnist_resnet: 1.55 s for the first step, 0.34 s for
-        the next ones). Without it, that second would count as training time of the first seed
-        of every sweep and none of the others. The warm-up runs on throwaway values (an all-zero
-        batch); each step consumes the state the previous one returned (a donated input is gone),
-        so no second copy of the state is ever alive.
-        """
+        self._compiled: dict[str, CompiledSteps] = {}
         start = time.perf_counter()
-        diagnostics = self.options.diagnostics_every > 0
-        self.train_steps = [self.plan.compile_train_step(k, diagnostics=diagnostics)
-                            for k in range(len(self.plan.phases))]
-        self.evaluator = Evaluator(self.plan, self.data)
-        self.evaluator.warm_up(state)
-        for k, step in enumerate(self.train_steps):
-            state, _ = step(state, self._zero_batch(k), jax.random.PRNGKey(0), np.int32(0))
-        jax.block_until_ready(state)
-        self.compile_seconds = time.perf_counter() - start
+        self.evaluator = Evaluator(plan, self.data)
+        self.evaluator.warm_up(self._initial_state(jax.random.PRNGKey(0), plan))
+        evaluator_seconds = time.perf_counter() - start
+        #: Seconds spent compiling (and warming up) so far: the eval step and every compile class.
+        self.compile_seconds = evaluator_seconds + self.compiled(plan).seconds
+
+    def compiled(self, plan: RunPlan) -> CompiledSteps:
+        """The compiled steps of `plan`'s compile class (compiled now if it is new).
+
+        Ahead-of-time compilation of each phase's train step (from shapes: RunPlan), then one
+        warm-up execution of each, all timed as compile time. Why the warm-up: the first execution
+        of a compiled step pays a one-time initialisation of the runtime (measured on CPU,
+        fashion_mnist_resnet: 1.55 s for the first step, 0.34 s for the next ones). Without it,
+        that second would count as training time of the first seed of every sweep and none of the
+        others. The warm-up runs on throwaway values (an all-zero batch); each step consumes the
+        state the previous one returned (a donated input is gone), so no second copy of the state
+        is ever alive.
+        """
+        if plan.workload is not self.workload or plan.mesh is not self.plan.mesh:
+            raise ValueError("a Sweep runs plans of its own workload instance and mesh")
+        key = plan.compile_key
+        if key not in self._compiled:
+            start = time.perf_counter()
+            diagnostics = self.options.diagnostics_every > 0
+            steps = [plan.compile_train_step(k, diagnostics=diagnostics) for k in range(len(plan.phases))]
+            state = self._initial_state(jax.random.PRNGKey(0), plan)
+            for k, step in enumerate(steps):
+                state, _ = step(state, self._zero_batch(k), jax.random.PRNGKey(0), np.int32(0),
+                                plan.traced_arguments(k))
+            jax.block_until_ready(state)
+            seconds = time.perf_counter() - start
+            self._compiled[key] = CompiledSteps(steps, plan.abstract_state(), seconds)
+            if key != self.plan.compile_key:
+                self.compile_seconds += seconds
+        return self._compiled[key]
 
     def _zero_batch(self, k: int) -> Any:
         """An all-zero training batch of phase k (this process's share), on the mesh."""
@@ -170,33 +198,36 @@ class Sweep:
         zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self.workload.abstract_batch(local, k))
         return parallel.put_batch(zeros, self.plan.mesh)
 
-    def _initial_state(self, init_key: jax.Array) -> TrainState:
+    def _initial_state(self, init_key: jax.Array, plan: RunPlan) -> TrainState:
         params, model_state = self._init(init_key)
-        first = self.plan.phases[0]
-        state = TrainState(params, model_state, self.plan.submission.init(params, first.hparams, first.ctx))
+        first = plan.phases[0]
+        state = TrainState(params, model_state, plan.submission.init(params, first.hparams, first.ctx))
         # One fresh replicated buffer per leaf: the step may donate its input state (an init may alias).
-        return parallel.put_replicated(jax.tree.map(lambda x: jnp.array(x, copy=True), state),
-                                       self.plan.mesh)
+        return parallel.put_replicated(jax.tree.map(lambda x: jnp.array(x, copy=True), state), plan.mesh)
 
-    def _start_phase(self, state: TrainState, k: int) -> TrainState:
+    def _start_phase(self, plan: RunPlan, state: TrainState, k: int) -> TrainState:
         """At the start of phase k > 0: the submission's optional next_phase hook (on the host)."""
-        next_phase = self.plan.submission.next_phase
+        next_phase = plan.submission.next_phase
         if k == 0 or next_phase is None:
             return state
-        p = self.plan.phases[k]
+        p = plan.phases[k]
         opt_state = next_phase(state.opt_state, state.params, p.hparams, p.ctx)
-        return TrainState(state.params, state.model_state, parallel.put_replicated(opt_state, self.plan.mesh))
+        return TrainState(state.params, state.model_state, parallel.put_replicated(opt_state, plan.mesh))
 
-    def run_seed(self, conn: Any, seed: int) -> RunSummary:
-        """Train `seed` for the budget (or to the target with stop_at_target) and record it."""
-        recorder = recording.start(conn if self.primary else None, self.plan, seed, self.compile_seconds,
-                                   self.environment, self.git_revision, self.options.tensorboard_dir)
+    def run_seed(self, conn: Any, seed: int, plan: RunPlan | None = None,
+                 study: recording.StudyLink | None = None) -> RunSummary:
+        """Train `seed` of `plan` (default: the sweep's) for the budget (or to the target with
+        stop_at_target) and record it (as part of `study` if given)."""
+        plan = self.plan if plan is None else plan
+        compiled = self.compiled(plan)
+        recorder = recording.start(conn if self.primary else None, plan, seed, compiled.seconds,
+                                   self.environment, self.git_revision, self.options.tensorboard_dir, study)
         outcome = recording.Outcome(self.workload.direction, self.workload.target)
         clock, evals = Clock(), Clock()
-        bar = tqdm(total=self.plan.budget, desc=f"{self.plan.submission.name} seed {seed}", unit="step",
+        bar = tqdm(total=plan.budget, desc=f"{plan.submission.name} seed {seed}", unit="step",
                    leave=False, disable=not self.options.progress, file=sys.stderr, dynamic_ncols=True)
         try:
-            status = self._train(seed, recorder, outcome, clock, evals, bar)
+            status = self._train(plan, compiled, seed, recorder, outcome, clock, evals, bar)
         except BaseException as e:
             bar.close()
             recorder.finish("failed", outcome, clock.seconds, error=f"{type(e).__name__}: {e}"[:500])
@@ -207,23 +238,25 @@ class Sweep:
                           outcome.seconds_to_target, outcome.best_valid, outcome.final_train,
                           clock.seconds, evals.seconds)
 
-    def _train(self, seed: int, recorder: recording.Recorder, outcome: recording.Outcome, clock: Clock,
-               evals: Clock, bar: Any) -> str:
+    def _train(self, plan: RunPlan, compiled: CompiledSteps, seed: int, recorder: recording.Recorder,
+               outcome: recording.Outcome, clock: Clock, evals: Clock, bar: Any) -> str:
         """The step loop over the phases; returns the status ('completed' or 'diverged')."""
         init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-        state = self._initial_state(init_key)
+        state = self._initial_state(init_key, plan)
+        check_state_matches(plan, state, compiled.abstract_state)
         pending, watch = PendingMetrics(self.options.diagnostics_every), DivergenceWatch()
         jax.block_until_ready(state)
         clock.start()
         end = 0
-        for k, p in enumerate(self.plan.phases):
-            state = self._start_phase(state, k)
+        for k, p in enumerate(plan.phases):
+            state = self._start_phase(plan, state, k)
             batches: Iterator[Any] = self.workload.train_batches(self.data, seed, k)
-            train_step, start, end = self.train_steps[k], end, end + p.phase.steps
+            train_step, traced = compiled.steps[k], plan.traced_arguments(k)
+            start, end = end, end + p.phase.steps
             for step in range(start + 1, end + 1):
                 outcome.steps_done = step
-                batch = parallel.put_batch(next(batches), self.plan.mesh)
-                state, metrics = train_step(state, batch, train_key, np.int32(step - 1))
+                batch = parallel.put_batch(next(batches), plan.mesh)
+                state, metrics = train_step(state, batch, train_key, np.int32(step - 1), traced)
                 pending.add(step, metrics)
                 watch.add(step, metrics["finite"])
                 bar.update(1)
@@ -257,8 +290,8 @@ class Sweep:
         recorder.record_eval(result, diagnostics)
         outcome.observe(result)
 
-    def summary_line(self, s: RunSummary) -> str:
-        wl = self.workload
+    def summary_line(self, s: RunSummary, plan: RunPlan | None = None) -> str:
+        wl, plan = self.workload, self.plan if plan is None else plan
 
         def fmt(v: float | None) -> str:
             return format_metric(v, wl.metric) if v is not None else "n/a"
@@ -266,10 +299,19 @@ class Sweep:
         target = format_metric(wl.target, wl.metric)
         reached = (f"target {target} reached at step {s.steps_to_target} ({s.seconds_to_target:.1f} s)"
                    if s.steps_to_target is not None else f"target {target} missed")
-        return (f"[run {s.run_id}] {wl.name} {self.plan.submission.name} seed {s.seed}: {s.status} at step "
-                f"{s.steps_done}/{self.plan.budget}; best valid {wl.metric} {fmt(s.best_valid)}; {reached}; "
+        return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: {s.status} at step "
+                f"{s.steps_done}/{plan.budget}; best valid {wl.metric} {fmt(s.best_valid)}; {reached}; "
                 f"final train {fmt(s.final_train)}; {s.train_seconds:.1f} s training + "
                 f"{s.eval_seconds:.1f} s eval")
+
+
+def check_state_matches(plan: RunPlan, state: TrainState, expected: TrainState) -> None:
+    """The initial state has the shapes the compiled step takes: the optimizer state's structure
+    may depend only on static hparams (harness/spec.py); a submission that breaks that rule gets a
+    one-line error instead of XLA's argument mismatch."""
+    if not same_shapes(expected, state):
+        raise UserError(f"submission {plan.submission.name}: the optimizer state's structure changes "
+                        "with a traced hparam; name the hparam in STATIC_HPARAMS (harness/spec.py)")
 
 
 def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:

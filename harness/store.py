@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
     config_label      TEXT,              -- the named config (--config) and what was set on top; NULL if none
     config_id         TEXT NOT NULL,     -- short hash of (submission, hparams, knobs): the leaderboard row key
     seed              INTEGER NOT NULL,
-    status            TEXT NOT NULL,     -- running | completed | diverged | failed
+    status            TEXT NOT NULL,     -- running | completed | diverged | failed | interrupted
     metric            TEXT NOT NULL,     -- e.g. accuracy
     direction         TEXT NOT NULL,     -- maximize | minimize
     target            REAL NOT NULL,
@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS runs (
     environment       TEXT NOT NULL,     -- JSON: versions, devices, host
     git_revision      TEXT,
     started_at        REAL NOT NULL,     -- unix time
-    finished_at       REAL
+    finished_at       REAL,
+    study_id          INTEGER REFERENCES studies(study_id),  -- NULL: not part of a tuning study
+    study_role        TEXT               -- trial | confirmation (NULL outside studies)
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id        INTEGER NOT NULL REFERENCES runs(run_id),
@@ -72,7 +74,41 @@ CREATE TABLE IF NOT EXISTS diagnostics (
     value   REAL,               -- NULL: undefined (NaN), e.g. a ratio whose D step was zero
     PRIMARY KEY (run_id, step, name)
 );
+CREATE TABLE IF NOT EXISTS studies (
+    study_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name              TEXT NOT NULL UNIQUE,
+    workload          TEXT NOT NULL,
+    submission        TEXT NOT NULL,
+    settings          TEXT NOT NULL,     -- canonical JSON of what defines the study (a resume must match)
+    search_space      TEXT NOT NULL,     -- canonical JSON (AlgoPerf format)
+    search_space_hash TEXT NOT NULL,
+    study_seed        INTEGER NOT NULL,
+    trials            INTEGER NOT NULL,  -- feasible trials wanted
+    max_trials        INTEGER NOT NULL,  -- trials in all, at most
+    confirm_seeds     INTEGER NOT NULL,
+    select_rule       TEXT NOT NULL,     -- best_valid | steps_to_target
+    command           TEXT NOT NULL,
+    status            TEXT NOT NULL,     -- tuning | confirming | done | exhausted (max_trials, too few feasible)
+    selected_trial    INTEGER,
+    compile_seconds   REAL NOT NULL DEFAULT 0,  -- summed over every process that ran the study
+    wall_seconds      REAL NOT NULL DEFAULT 0,
+    created_at        REAL NOT NULL,
+    finished_at       REAL
+);
+CREATE TABLE IF NOT EXISTS study_trials (
+    study_id  INTEGER NOT NULL REFERENCES studies(study_id),
+    trial     INTEGER NOT NULL,          -- index of the quasi-random point
+    point     TEXT NOT NULL,             -- canonical JSON of the searched hparams
+    seed      INTEGER NOT NULL,
+    run_id    INTEGER REFERENCES runs(run_id),  -- the attempt that counts
+    feasible  INTEGER NOT NULL,          -- 1: trained to the budget, 0: diverged
+    PRIMARY KEY (study_id, trial)
+);
+"""
+#: Created after older databases gained SCHEMA's new columns (_add_missing_columns).
+INDEXES = """
 CREATE INDEX IF NOT EXISTS runs_by_config ON runs(workload, config_id);
+CREATE INDEX IF NOT EXISTS runs_by_study ON runs(study_id, study_role, seed);
 """
 
 
@@ -103,6 +139,7 @@ def connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
     _add_missing_columns(conn)
+    conn.executescript(INDEXES)
     conn.commit()
     return conn
 
@@ -190,12 +227,48 @@ class ResultsReader:
         where, params = ("WHERE run_id = ? ", (run_id,)) if run_id is not None else ("", ())
         return self._frame(f"SELECT * FROM evals {where}ORDER BY run_id, step", params, EVAL_NUMERIC)
 
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (name,)).fetchone() is not None
+
+    def studies(self) -> pd.DataFrame:
+        """Every row of `studies` with the counts of its recorded trials (`trials_run`) and feasible
+        ones (`feasible_trials`); empty for a database from before studies; by study_id."""
+        if not self._has_table("studies"):
+            return pd.DataFrame(columns=["study_id", "name"])
+        return self._frame("SELECT s.*, (SELECT COUNT(*) FROM study_trials t WHERE t.study_id = s.study_id) "
+                           "AS trials_run, (SELECT COALESCE(SUM(t.feasible), 0) FROM study_trials t WHERE "
+                           "t.study_id = s.study_id) AS feasible_trials FROM studies s ORDER BY s.study_id", (),
+                           ("study_seed", "trials", "max_trials", "confirm_seeds", "selected_trial",
+                            "compile_seconds", "wall_seconds", "created_at", "finished_at", "trials_run",
+                            "feasible_trials"))
+
+    def study(self, name: str) -> dict[str, Any]:
+        """One study's row by name; UserError naming the studies present otherwise."""
+        studies = self.studies()
+        match = studies[studies["name"] == name]
+        if match.empty:
+            names = ", ".join(studies["name"]) or "none"
+            raise UserError(f"no study {name!r} in {self.path} (studies: {names}); pass --study=NAME")
+        return match.iloc[0].to_dict()
+
+    def study_trials(self, study_id: int) -> pd.DataFrame:
+        """The recorded trials of a study with their runs' outcomes, by trial."""
+        return self._frame("SELECT t.trial, t.point, t.seed, t.run_id, t.feasible, r.status, r.best_valid, "
+                           "r.steps_to_target, r.train_seconds FROM study_trials t JOIN runs r ON "
+                           "r.run_id = t.run_id WHERE t.study_id = ? ORDER BY t.trial", (study_id,),
+                           ("trial", "seed", "run_id", "feasible", "best_valid", "steps_to_target",
+                            "train_seconds"))
+
+    def study_runs(self, study_id: int, role: str) -> pd.DataFrame:
+        """The runs of a study in `role` (trial | confirmation), every attempt, by run_id."""
+        return self._frame("SELECT * FROM runs WHERE study_id = ? AND study_role = ? ORDER BY run_id",
+                           (study_id, role), RUN_NUMERIC)
+
     def diagnostics(self, run_id: int, max_step: int | None = None, prefix: str = "") -> pd.DataFrame:
         """(step, name, value) of one run's recorded diagnostics whose name starts with `prefix`,
         at steps <= max_step, by step; empty for a database from before the diagnostics table."""
-        exists = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                   "name = 'diagnostics'").fetchone()
-        if exists is None:
+        if not self._has_table("diagnostics"):
             return pd.DataFrame(columns=["step", "name", "value"])
         return self._frame("SELECT step, name, value FROM diagnostics WHERE run_id = ? AND step <= ? "
                            "AND substr(name, 1, ?) = ? ORDER BY step, name",
@@ -235,3 +308,71 @@ class RunRecorder:
         with self.conn:
             self.conn.execute(f"UPDATE runs SET status = ?, finished_at = ?{', ' if sets else ''}{sets} "
                               "WHERE run_id = ?", (status, time.time(), *summary.values(), self.run_id))
+
+
+class StudyRecorder:
+    """Writes one tuning study (harness/study.py): its row in `studies`, one row per finished trial
+    in `study_trials`; its runs are ordinary runs tagged with the study's id and their role."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, settings: Mapping[str, Any], **fields: Any) -> None:
+        """Create the study `name`, or load it when it exists with the same `settings` (a resumed
+        study); UserError naming the differences when the settings differ."""
+        self.conn, self.name = conn, name
+        row = conn.execute("SELECT study_id, settings FROM studies WHERE name = ?", (name,)).fetchone()
+        wanted = canonical_json(settings)
+        if row is not None:
+            if row[1] != wanted:
+                old = json.loads(row[1])
+                differ = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+                raise UserError(f"study {name} exists in the results database with other settings "
+                                f"({', '.join(differ)}); rerun it with the same command or pass another --study")
+            self.study_id = int(row[0])
+            return
+        with conn:
+            cur = conn.execute(f"INSERT INTO studies (name, settings, status, created_at, {', '.join(fields)}) "
+                               f"VALUES (?, ?, 'tuning', ?, {', '.join('?' for _ in fields)})",
+                               (name, wanted, time.time(), *fields.values()))
+        assert cur.lastrowid is not None
+        self.study_id = cur.lastrowid
+
+    def finished_trials(self) -> dict[int, tuple[int, bool]]:
+        """trial -> (run_id, feasible) of the trials recorded so far."""
+        rows = self.conn.execute("SELECT trial, run_id, feasible FROM study_trials WHERE study_id = ?",
+                                 (self.study_id,)).fetchall()
+        return {int(t): (int(r), bool(f)) for t, r, f in rows}
+
+    def record_trial(self, trial: int, point: Mapping[str, Any], seed: int, run_id: int, feasible: bool
+                     ) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO study_trials (study_id, trial, point, seed, run_id, "
+                              "feasible) VALUES (?, ?, ?, ?, ?, ?)",
+                              (self.study_id, trial, canonical_json(point), seed, run_id, int(feasible)))
+
+    def finished_runs(self, role: str) -> dict[int, int]:
+        """seed -> run_id of the latest finished (completed or diverged) run per seed in `role`
+        (trial | confirmation): what a resumed study does not run again."""
+        rows = self.conn.execute("SELECT seed, MAX(run_id) FROM runs WHERE study_id = ? AND study_role = ? "
+                                 "AND status IN ('completed', 'diverged') GROUP BY seed",
+                                 (self.study_id, role)).fetchall()
+        return {int(s): int(r) for s, r in rows}
+
+    def interrupt_unfinished_runs(self) -> int:
+        """Mark this study's runs still `running` as `interrupted` (call with the study's lock held:
+        no other process runs them); returns how many."""
+        with self.conn:
+            cur = self.conn.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE "
+                                    "study_id = ? AND status = 'running'", (time.time(), self.study_id))
+        return cur.rowcount
+
+    def update(self, **fields: Any) -> None:
+        """Set columns of the study's row (status, selected_trial, finished_at)."""
+        with self.conn:
+            self.conn.execute(f"UPDATE studies SET {', '.join(f'{k} = ?' for k in fields)} WHERE study_id = ?",
+                              (*fields.values(), self.study_id))
+
+    def add_seconds(self, compile_seconds: float, wall_seconds: float) -> None:
+        """Add this process's compile and wall time to the study's totals."""
+        with self.conn:
+            self.conn.execute("UPDATE studies SET compile_seconds = compile_seconds + ?, wall_seconds = "
+                              "wall_seconds + ? WHERE study_id = ?",
+                              (compile_seconds, wall_seconds, self.study_id))

@@ -6,12 +6,14 @@ dtype without running any computation.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import jax
 
 from harness.errors import UserError
 from harness.spec import Hparams, SubmissionContext
+from harness.training import traced_dtype
 
 
 def _first_line(e: BaseException) -> str:
@@ -22,6 +24,12 @@ def _first_line(e: BaseException) -> str:
 def _structure(tree: Any) -> Any:
     """The tree's PyTreeDef (typed Any: jax's stubs do not expose PyTreeDef's methods)."""
     return jax.tree.structure(tree)
+
+
+def same_shapes(expected: Any, got: Any) -> bool:
+    """Whether two trees have one structure and leaves of the same shapes and dtypes."""
+    return _structure(expected) == _structure(got) and all(
+        e.shape == g.shape and e.dtype == g.dtype for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)))
 
 
 def _compare(what: str, expected: Any, got: Any, name: str) -> None:
@@ -36,14 +44,27 @@ def _compare(what: str, expected: Any, got: Any, name: str) -> None:
 
 
 def check_submission(name: str, init: Any, update: Any, params: Any, hparams: Hparams,
-                     ctx: SubmissionContext) -> None:
-    """Raise UserError naming the problem if init/update fail or return trees of the wrong form."""
+                     ctx: SubmissionContext, traced: Collection[str] = ()) -> None:
+    """Raise UserError naming the problem if init/update fail or return trees of the wrong form.
+
+    init runs on concrete hparams (as on the host); update with the `traced` hparams as abstract
+    scalars, as in the compiled step (harness/spec.py), so that Python branching on them is found
+    here, before anything runs.
+    """
     try:
         state = jax.eval_shape(lambda p: init(p, hparams, ctx), params)
     except Exception as e:  # user code: any failure is reported as one line
         raise UserError(f"submission {name}: init(params, hparams, ctx) raised {_first_line(e)}") from None
+    static = {k: v for k, v in hparams.items() if k not in traced}
+    abstract = {k: jax.ShapeDtypeStruct((), traced_dtype()) for k in traced}
     try:
-        out = jax.eval_shape(lambda g, s, p: update(g, s, p, hparams, ctx), params, state, params)
+        out = jax.eval_shape(lambda g, s, p, h: update(g, s, p, {**static, **h}, ctx), params, state,
+                             params, abstract)
+    except jax.errors.ConcretizationTypeError as e:
+        raise UserError(f"submission {name}: update branches in Python on a traced hparam "
+                        f"({_first_line(e)[:160]}); numeric hparams ({', '.join(sorted(traced))}) are "
+                        "traced: use jnp operations on them, or name the hparam in STATIC_HPARAMS "
+                        "(harness/spec.py)") from None
     except Exception as e:
         raise UserError(f"submission {name}: update(grads, state, params, hparams, ctx) raised "
                         f"{_first_line(e)}") from None

@@ -121,7 +121,7 @@ def load(name_or_path: str) -> Submission:
     if children_names is not None:
         m, d = (load(child) for child in children_names)
         children = (m, d)
-    static = getattr(module, "STATIC_HPARAMS", frozenset())
+    static: Any = getattr(module, "STATIC_HPARAMS", frozenset())
     if not isinstance(static, (set, frozenset, tuple, list)) or not set(static) <= set(defaults):
         raise UserError(f"submission {path}: STATIC_HPARAMS must be a set of names of DEFAULT_HPARAMS, "
                         f"got {static!r}")
@@ -148,11 +148,13 @@ def load_grafted(spec_: str) -> Submission:
         d = load(part)
         grafted = graft_protocol.combine(
             graft_protocol.Child(current.name, current.defaults, current.init, current.update,
-                                 current.next_phase),
-            graft_protocol.Child(d.name, d.defaults, d.init, d.update, d.next_phase))
+                                 current.next_phase, current.static_hparams, current.check_hparams),
+            graft_protocol.Child(d.name, d.defaults, d.init, d.update, d.next_phase, d.static_hparams,
+                                 d.check_hparams))
         space = ({f"{graft_protocol.PREFIX_D}{graft_protocol.SEP}{k}": v
                   for k, v in d.search_space.items()} if d.search_space else None)
         current = Submission(grafted.name, f"{current.path}{GRAFT_SEP}{d.path}", grafted.init,
                              grafted.update, grafted.defaults, space, grafted.next_phase,
-                             grafted.diagnostics, (current, d))
+                             grafted.diagnostics, (current, d), grafted.static_hparams,
+                             grafted.check_hparams)
     return current

@@ -149,24 +149,29 @@ def data_parallel_gradients(workload: Workload, mesh: Mesh, micro_batch_size: in
 DIAGNOSTICS = "diagnostics"  # metrics key of the submission's diagnostics (never summed)
 
 
-def make_train_step(workload: Workload, update: Callable[..., Any], hparams: Hparams,
+def make_train_step(workload: Workload, update: Callable[..., Any], static_hparams: Hparams,
                     ctx: SubmissionContext, mesh: Mesh, unroll: int | None = None,
                     diagnostics: Callable[[Any], Mapping[str, jax.Array]] | None = None
                     ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
-    """step(state, batch, rng, step) -> (state, metrics); metrics has the train sums and 'finite'.
+    """step(state, batch, rng, step, traced_hparams) -> (state, metrics); metrics has the train
+    sums and 'finite'.
 
-    Micro-batches of the current phase's micro_batch_size (ctx.phase); `unroll` defaults to
-    default_unroll. With `diagnostics` (the submission's optional diagnostics(opt_state) -> dict
-    of small arrays), metrics["diagnostics"] holds them for the new optimizer state, computed
-    inside the step: nothing extra is transferred until the runner reads them. Build it through
+    The submission's update sees ``{**static_hparams, **traced_hparams}``: the static ones are
+    Python values of this program, the traced ones (the numeric hyperparameters, harness/spec.py)
+    scalar arguments, so that other values of them run the same compiled program. Micro-batches of
+    the current phase's micro_batch_size (ctx.phase); `unroll` defaults to default_unroll. With
+    `diagnostics` (the submission's optional diagnostics(opt_state) -> dict of small arrays),
+    metrics["diagnostics"] holds them for the new optimizer state, computed inside the step:
+    nothing extra is transferred until the runner reads them. Build it through
     harness.plan.RunPlan.train_step, which holds the phase's validated hparams and context.
     """
     gradients = data_parallel_gradients(workload, mesh, ctx.phase.micro_batch_size, unroll)
 
-    def train_step(state: TrainState, batch: Batch, rng: jax.Array, step: jax.Array
-                   ) -> tuple[TrainState, dict[str, jax.Array]]:
+    def train_step(state: TrainState, batch: Batch, rng: jax.Array, step: jax.Array,
+                   traced_hparams: Mapping[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
         step_rng = jax.random.fold_in(rng, step)
         grads, model_state, sums = gradients(state.params, state.model_state, batch, step_rng)
+        hparams = {**static_hparams, **traced_hparams}
         updates, opt_state = update(grads, state.opt_state, state.params, hparams, ctx)
         params = optax.apply_updates(state.params, updates)
         metrics: dict[str, Any] = dict(sums, finite=jnp.logical_and(all_finite(sums["loss"]),
@@ -176,6 +181,11 @@ def make_train_step(workload: Workload, update: Callable[..., Any], hparams: Hpa
         return TrainState(params, model_state, opt_state), metrics
 
     return train_step
+
+
+def traced_dtype() -> Any:
+    """The dtype of traced hyperparameters: the default float (float32, float64 with x64)."""
+    return jnp.zeros(()).dtype
 
 
 def make_eval_step(workload: Workload) -> Callable[..., dict[str, jax.Array]]:

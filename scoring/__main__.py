@@ -3,6 +3,7 @@
   python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]
   python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]
   python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--results=PATH] [--out=JSON]
+  python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
 ``error: ...`` on stderr with exit code 2 (harness/cli.py).
@@ -15,13 +16,14 @@ from absl import flags
 from harness import cli
 from harness.errors import UserError
 from harness.store import ResultsReader
-from scoring import aggregate, diagnostics, render, schedule_discovery
+from scoring import aggregate, diagnostics, render, schedule_discovery, study
 from workloads import targets
 
-COMMANDS = ("leaderboard", "diagnostics", "discover-schedule")
+COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
-         "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON]")
+         "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
+         "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -32,10 +34,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("out", None,
                         "leaderboard: output prefix (default results/leaderboard), writes PREFIX.md, "
                         "PREFIX.html and PREFIX_<workload>.png; diagnostics: the PNG (default "
-                        "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it).",
+                        "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it); "
+                        "study: the plots' prefix (default results/study_<name>).",
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
+    flags.DEFINE_string("study", None, "study: the name of a tuning study (python -m harness tune).",
+                        flag_values=fv)
     flags.DEFINE_bool("rescore", False,
                       "leaderboard: score every run against its workload's current target in "
                       "reference_results/targets.json (recomputed from the run's evals) instead of the "
@@ -58,10 +63,11 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
     with ResultsReader(results) as reader:
         runs = aggregate.select_workload(reader.runs(), workload)
         evals = reader.evals()
+        studies = reader.studies()
     evals = evals[evals["run_id"].isin(runs["run_id"])]
     if rescore:
         runs = aggregate.rescore(runs, evals, targets.current_targets())
-    board = aggregate.leaderboard(runs)
+    board = aggregate.leaderboard(runs, studies)
     curves = aggregate.learning_curves(runs, evals)
     paths = render.write_reports(board, curves, out)
     return render.terminal_table(board), paths
@@ -89,6 +95,14 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         return 0
     if args[0] == "discover-schedule":
         print(run_discover_schedule(fv), end="")
+        return 0
+    if args[0] == "study":
+        if not fv.study:
+            raise UserError(f"study needs --study=NAME; usage: {USAGE}")
+        report = study.load(fv.results, fv.study)
+        print(study.summary(report), end="")
+        for path in study.write_plots(report, fv.out or study.default_prefix(fv.study)):
+            print(f"wrote {path}")
         return 0
     table, paths = run_leaderboard(fv.results, fv.workload, fv.out or "results/leaderboard", fv.rescore)
     print(table, end="")

@@ -42,7 +42,8 @@ CONFIDENCE = 0.95
 
 #: Columns of the leaderboard DataFrame, in order.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "workload", "rank", "submission", "config_id", "hparams", "metric", "direction", "target",
+    "workload", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams", "metric",
+    "direction", "target",
     "seeds", "failed", "reached", "reached_count", "success", "median_steps", "steps_ci_low",
     "steps_ci_high", "median_best_valid", "median_final_train", "median_final_test",
     "median_train_seconds", "median_seconds_to_target", "diverged",
@@ -50,7 +51,7 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
 
 #: Columns of the learning-curve DataFrame, in order.
 CURVE_COLUMNS: tuple[str, ...] = (
-    "workload", "config_id", "step", "seeds", "valid_median", "valid_min", "valid_max",
+    "workload", "config_id", "study_id", "step", "seeds", "valid_median", "valid_min", "valid_max",
     "train_loss_median", "train_loss_min", "train_loss_max",
 )
 
@@ -187,8 +188,15 @@ def describe_config(run: pd.Series) -> str:
 # --- the leaderboard -----------------------------------------------------------------------------
 
 
-def _row(key: tuple[str, str, str], group: pd.DataFrame) -> dict[str, Any]:
-    workload, submission, config_id = key
+def describe_study(study: Mapping[str, Any]) -> str:
+    """How a row of a tuning study's confirmation runs is described (harness/study.py)."""
+    return (f"tuned: {int(study['feasible_trials'])} feasible of {int(study['trials_run'])} trials, search "
+            f"space {study['search_space_hash']}, select {study['select_rule']} (study {study['name']})")
+
+
+def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str, Any] | None
+         ) -> dict[str, Any]:
+    workload, submission, config_id, study_id = key
     finished = group[group["status"].isin(FINISHED_STATUSES)]
     seeds = len(finished)
     steps = finished["steps_to_target"].tolist()
@@ -197,9 +205,11 @@ def _row(key: tuple[str, str, str], group: pd.DataFrame) -> dict[str, Any]:
     first = group.iloc[0]
     return {
         "workload": workload,
+        "tuning_budget": int(study["trials"]) if study is not None else 0,
         "submission": submission,
         "config_id": config_id,
-        "hparams": describe_config(first),
+        "study_id": study_id,
+        "hparams": describe_study(study) if study is not None else describe_config(first),
         "metric": first["metric"],
         "direction": first["direction"],
         "target": float(first["target"]),
@@ -221,11 +231,13 @@ def _row(key: tuple[str, str, str], group: pd.DataFrame) -> dict[str, Any]:
 
 
 def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
-    """Order rows within each workload and number them (column ``rank``, from 1).
+    """Order rows within each workload and tuning budget and number them (column ``rank``, from 1).
 
-    Keys: median steps to target ascending, then median best validation metric (larger first when
-    the direction is ``maximize``, smaller first when ``minimize``); NaN sorts last; submission and
-    config_id break remaining ties deterministically.
+    Rows are compared only at equal tuning budgets (Nado et al.: tuning dominates comparisons): the
+    groups are the feasible-trial budgets of tuning studies, largest first, then the untuned rows
+    (budget 0). Within a group, keys: median steps to target ascending, then median best validation
+    metric (larger first when the direction is ``maximize``, smaller first when ``minimize``); NaN
+    sorts last; submission, config_id and study break remaining ties deterministically.
     """
     if board.empty:
         return board.assign(rank=pd.Series(dtype=int))
@@ -234,35 +246,50 @@ def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
     keyed = board.assign(_valid_key=signed_valid,
                          _steps_key=board["median_steps"].fillna(np.inf),
                          _no_steps=board["median_steps"].isna())
-    keyed = keyed.sort_values(["workload", "_no_steps", "_steps_key", "_valid_key", "submission",
-                               "config_id"], na_position="last", kind="mergesort")
-    keyed["rank"] = keyed.groupby("workload").cumcount() + 1
-    return keyed.drop(columns=["_valid_key", "_steps_key", "_no_steps"]).reset_index(drop=True)
+    keyed = keyed.assign(_budget_key=-keyed["tuning_budget"])
+    keyed = keyed.sort_values(["workload", "_budget_key", "_no_steps", "_steps_key", "_valid_key",
+                               "submission", "config_id", "study_id"], na_position="last", kind="mergesort")
+    keyed["rank"] = keyed.groupby(["workload", "tuning_budget"]).cumcount() + 1
+    return keyed.drop(columns=["_valid_key", "_steps_key", "_no_steps", "_budget_key"]).reset_index(drop=True)
 
 
-def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (workload, submission, config_id), sorted and ranked within each workload.
+def with_study_ids(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that are leaderboard material, with ``study_id`` -1 outside studies: a study's
+    trials are left out (``python -m scoring study`` shows them); its confirmation runs form the
+    study's row."""
+    if "study_id" not in runs.columns:  # a database from before studies
+        return runs.assign(study_id=-1)
+    kept = runs[runs["study_role"].fillna("") != "trial"]
+    return kept.assign(study_id=kept["study_id"].fillna(-1).astype(int))
+
+
+def leaderboard(runs: pd.DataFrame, studies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (workload, submission, config_id, study), ranked within each workload and
+    tuning budget (sort_leaderboard). `studies`: ResultsReader.studies(), for rows of studies.
 
     Columns are ``LEADERBOARD_COLUMNS``. Statistics use finished runs only (see the module
     docstring); a configuration whose runs are all unfinished still gets a row, with ``seeds`` 0,
     NaN statistics and the last ranks.
     """
+    runs = with_study_ids(runs)
     if runs.empty:
         return pd.DataFrame(columns=list(LEADERBOARD_COLUMNS))
-    groups = runs.groupby(["workload", "submission", "config_id"], sort=True)
-    board = pd.DataFrame([_row(key, group) for key, group in groups])
+    by_id = {int(s["study_id"]): s for s in studies.to_dict("records")} if studies is not None else {}
+    groups = runs.groupby(["workload", "submission", "config_id", "study_id"], sort=True)
+    board = pd.DataFrame([_row(key, group, by_id.get(key[3])) for key, group in groups])
     return sort_leaderboard(board)[list(LEADERBOARD_COLUMNS)]
 
 
 def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """Per (workload, config_id, step): median, min and max over finished seeds of the validation
     metric and of the train loss (columns ``CURVE_COLUMNS``; non-finite values are ignored)."""
-    finished = runs[runs["status"].isin(FINISHED_STATUSES)][["run_id", "workload", "config_id"]]
+    runs = with_study_ids(runs)
+    finished = runs[runs["status"].isin(FINISHED_STATUSES)][["run_id", "workload", "config_id", "study_id"]]
     joined = evals.merge(finished, on="run_id", how="inner")
     if joined.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
     joined = joined.replace([np.inf, -np.inf], np.nan)
-    grouped = joined.groupby(["workload", "config_id", "step"], sort=True)
+    grouped = joined.groupby(["workload", "config_id", "study_id", "step"], sort=True)
     curves = grouped.agg(
         seeds=("run_id", "nunique"),
         valid_median=("valid_metric", "median"), valid_min=("valid_metric", "min"),

@@ -55,6 +55,22 @@ def format_fraction(value: Any) -> str:
     return f"{100.0 * float(value):.0f}%"
 
 
+def group_name(tuning_budget: int, short: bool = False) -> str:
+    """The comparison group of leaderboard rows (aggregate.sort_leaderboard): tuned rows compare
+    at equal feasible-trial budgets, hand-set ones among themselves."""
+    if tuning_budget:
+        return f"tuned {tuning_budget}" if short else f"tuned, {tuning_budget} feasible trials per study"
+    return "untuned" if short else "untuned (hand-set hyperparameters)"
+
+
+def sections(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per workload and tuning budget, in the leaderboard's order."""
+    out = []
+    for (workload, budget), rows in board.groupby(["workload", "tuning_budget"], sort=False):
+        out.append((f"{workload} [{group_name(int(budget))}]", rows))
+    return out
+
+
 def workload_caption(rows: pd.DataFrame) -> str:
     """One line describing a workload's metric, direction and target (from its first row)."""
     first = rows.iloc[0]
@@ -102,13 +118,13 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
     headers = ("#", "submission", "config", "seeds", "reached", "steps", "95% CI steps",
                "best valid", "final train", "train s", "div", "fail")
     out: list[str] = []
-    for workload, rows in board.groupby("workload", sort=True):
+    for title, rows in sections(board):
         cells = [(str(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
                   format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high),
                   format_metric(r.median_best_valid, r.metric),
                   format_metric(r.median_final_train, r.metric), format_seconds(r.median_train_seconds),
                   str(r.diverged), str(r.failed)) for r in rows.itertuples()]
-        out.append(_truncate(f"== {workload}: {workload_caption(rows)}", width))
+        out.append(_truncate(f"== {title}: {workload_caption(rows)}", width))
         out.extend(fixed_width_table(headers, cells, "><<>>><>>>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
             out.append(_truncate(f"  #{r.rank} {r.config_id}: {r.hparams}", width))
@@ -152,8 +168,8 @@ def markdown_report(board: pd.DataFrame) -> str:
     parts = ["# Leaderboard\n",
              "Median over finished seeds; a missed target counts as inf steps. "
              "95% CI: bootstrap of the median (1000 resamples).\n"]
-    for workload, rows in board.groupby("workload", sort=True):
-        parts.append(f"## {workload}\n")
+    for title, rows in sections(board):
+        parts.append(f"## {title}\n")
         parts.append(f"{workload_caption(rows)}\n")
         parts.append(markdown_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT))
     return "\n".join(parts)
@@ -181,11 +197,12 @@ def learning_curve_png(rows: pd.DataFrame, curves: pd.DataFrame) -> bytes:
     ax_valid, ax_loss = fig.subplots(1, 2)
     palette = matplotlib.colormaps["tab10"]
     for i, r in enumerate(rows.itertuples()):
-        c = curves[(curves["workload"] == r.workload) & (curves["config_id"] == r.config_id)]
+        c = curves[(curves["workload"] == r.workload) & (curves["config_id"] == r.config_id)
+                   & (curves["study_id"] == r.study_id)]
         if c.empty:
             continue
         color = palette(i % 10)
-        label = f"#{r.rank} {r.submission} [{r.config_id}]"
+        label = f"{group_name(r.tuning_budget, short=True)} #{r.rank} {r.submission} [{r.config_id}]"
         ax_valid.plot(c["step"], c["valid_median"], color=color, label=label)
         ax_valid.fill_between(c["step"], c["valid_min"], c["valid_max"], color=color, alpha=0.2)
         ax_loss.plot(c["step"], c["train_loss_median"], color=color, label=label)
@@ -234,22 +251,26 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def html_report(board: pd.DataFrame, pngs: dict[str, bytes]) -> str:
-    """A self-contained HTML page: inline CSS, a table per workload and its PNG inlined as base64."""
-    sections = []
-    for workload, rows in board.groupby("workload", sort=True):
-        section = [f"<h2>{html.escape(str(workload))}</h2>",
+    """A self-contained HTML page: inline CSS, a table per workload and tuning budget, and each
+    workload's PNG inlined as base64 after its last table."""
+    parts = []
+    titled = sections(board)
+    for i, (title, rows) in enumerate(titled):
+        workload = str(rows.iloc[0]["workload"])
+        section = [f"<h2>{html.escape(title)}</h2>",
                    f'<p class="caption">{html.escape(workload_caption(rows))}</p>',
                    html_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT, frozenset({3}))]
-        if workload in pngs:
+        last_of_workload = i + 1 == len(titled) or str(titled[i + 1][1].iloc[0]["workload"]) != workload
+        if workload in pngs and last_of_workload:
             data = base64.b64encode(pngs[workload]).decode("ascii")
-            section.append(f'<img alt="learning curves of {html.escape(str(workload))}" '
+            section.append(f'<img alt="learning curves of {html.escape(workload)}" '
                            f'src="data:image/png;base64,{data}">')
-        sections.append("\n".join(section))
+        parts.append("\n".join(section))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>Leaderboard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>Leaderboard</h1>\n"
             "<p class=\"caption\">Median over finished seeds; a missed target counts as inf steps. "
             "95% CI: bootstrap of the median (1000 resamples). Curves: median over seeds, band "
-            "min&ndash;max.</p>\n" + "\n".join(sections) + "\n</body>\n</html>\n")
+            "min&ndash;max.</p>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -259,12 +280,17 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _write(path: str, data: bytes) -> None:
+def write_file(path: str, data: bytes) -> str:
+    """Write `data` to `path` (its directory created if needed); UserError naming the fix if it
+    cannot be written. Returns the path."""
+    directory = os.path.dirname(os.path.abspath(path))
     try:
+        os.makedirs(directory, exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror or e}; pass --out=WRITABLE/PREFIX") from e
+    return path
 
 
 def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str) -> list[str]:
@@ -273,21 +299,15 @@ def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str) -> list[s
     Creates the parent directory of ``out`` if needed; returns the paths written. Raises UserError
     when a file cannot be written.
     """
-    directory = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output directory {directory}: {e.strerror or e}; "
-                        "pass --out=WRITABLE/PREFIX") from e
     paths: list[str] = []
     pngs: dict[str, bytes] = {}
     for workload, rows in board.groupby("workload", sort=True):
         png = learning_curve_png(rows, curves)
         pngs[str(workload)] = png
         path = f"{out}_{_safe_name(str(workload))}.png"
-        _write(path, png)
+        write_file(path, png)
         paths.append(path)
     md_path, html_path = f"{out}.md", f"{out}.html"
-    _write(md_path, markdown_report(board).encode("utf-8"))
-    _write(html_path, html_report(board, pngs).encode("utf-8"))
+    write_file(md_path, markdown_report(board).encode("utf-8"))
+    write_file(html_path, html_report(board, pngs).encode("utf-8"))
     return [md_path, html_path, *paths]

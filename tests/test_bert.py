@@ -288,7 +288,7 @@ def test_one_step_per_phase_through_the_harness(corpus: tuple, tmp_path: str) ->
                       micro_batch_sizes=(2, 2), eval_batch_size=4)
     db = f"{tmp_path}/r.db"
     sweep = Sweep(plan.build(wl, "adamw"), RunOptions(results=db, data_dir=root, progress=False))
-    assert len(sweep.train_steps) == 2
+    assert len(sweep.compiled(sweep.plan).steps) == 2
     conn = store.connect(db)
     summary = sweep.run_seed(conn, 0)
     conn.close()

@@ -77,6 +77,8 @@ def test_config_is_valid_for_its_workload(path: Path) -> None:
     state = sub.init(params, per_phase[0], ctx)
     for k, hparams in enumerate(per_phase):
         ctx_k = dataclasses.replace(ctx, phase_index=k)
+        assert sub.check_hparams is not None
+        sub.check_hparams(hparams, ctx_k)  # what the harness calls first, with concrete values
         if k > 0:
             state = sub.next_phase(state, params, hparams, ctx_k)
         sub.init(params, hparams, ctx_k)

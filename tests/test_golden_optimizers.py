@@ -298,21 +298,24 @@ def test_l2_only_on_weights(name: str) -> None:
 
 @pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.0, True), (0.9, False), (0.9, True)])
 def test_sgd(momentum: float, nesterov: bool) -> None:
-    """mu = 0: plain SGD, w -= lr (g + lambda w) (no buffer; nesterov changes nothing); mu > 0: heavy
+    """mu = 0: plain SGD, w -= lr (g + lambda w) (the buffer holds g; nesterov changes nothing); mu > 0: heavy
     ball or Nesterov. L2 (lambda = 0.05) on weights only, in the comparison with the reference."""
     assert_matches("sgd", {**SGD_HP, "momentum": momentum, "nesterov": nesterov})
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov"])
 @pytest.mark.parametrize("momentum", [-0.1, 1.0])
-def test_sgd_family_momentum_outside_0_1_is_a_build_error(name: str, momentum: float) -> None:
-    """The shared builder (the sgd submission's optimizer) takes mu in [0, 1) only."""
+def test_sgd_family_momentum_outside_0_1_is_a_check_error(name: str, momentum: float) -> None:
+    """The shared check (the sgd submission's) takes mu in [0, 1) only; init checks first too."""
     module = load_submission(name)
     params = jax.tree.map(jnp.asarray, nest(random_params(0)))
-    with pytest.raises(spec.UserError) as err:
-        module.init(params, {**module.DEFAULT_HPARAMS, "momentum": momentum}, context(BUDGET))
-    message = str(err.value)
-    assert "\n" not in message and "momentum" in message and str(momentum) in message
+    hp = {**module.DEFAULT_HPARAMS, "momentum": momentum}
+    for call in (lambda: module.check_hparams(hp, context(BUDGET)),
+                 lambda: module.init(params, hp, context(BUDGET))):
+        with pytest.raises(spec.UserError) as err:
+            call()
+        message = str(err.value)
+        assert "\n" not in message and "momentum" in message and str(momentum) in message
 
 
 ADAGRAD_HP = {"init_learning_rate": 0.05, "final_learning_rate": 0.01}
@@ -509,13 +512,17 @@ def test_bert_adamw_warmup_boundary_and_no_bias_correction() -> None:
 
 @pytest.mark.parametrize("clip", [0.0, -1.0])
 def test_bert_adamw_requires_clipping(clip: float) -> None:
-    """The BERT code always clips: grad_clip_norm <= 0 is a one-line UserError at build time."""
+    """The BERT code always clips: grad_clip_norm <= 0 is a one-line UserError of check_hparams
+    (and of init, which checks first)."""
     module = load_submission("bert_adamw")
     params = jax.tree.map(jnp.asarray, nest(random_params(0)))
-    with pytest.raises(spec.UserError) as err:
-        module.init(params, {**module.DEFAULT_HPARAMS, "grad_clip_norm": clip}, context(BUDGET))
-    message = str(err.value)
-    assert "\n" not in message and "grad_clip_norm must be > 0" in message and str(clip) in message
+    hp = {**module.DEFAULT_HPARAMS, "grad_clip_norm": clip}
+    for call in (lambda: module.check_hparams(hp, context(BUDGET)),
+                 lambda: module.init(params, hp, context(BUDGET))):
+        with pytest.raises(spec.UserError) as err:
+            call()
+        message = str(err.value)
+        assert "\n" not in message and "grad_clip_norm must be > 0" in message and str(clip) in message
 
 
 # --- phases: next_phase keeps or restarts the state ----------------------------------------------

@@ -65,7 +65,8 @@ def test_submission_defaults_and_search_space_validate(name: str) -> None:
         assert {p + "schedule", p + "learning_rate", p + "warmup_fraction"} <= set(defaults)
         # exact warmup step counts from the papers (-1: use warmup_fraction) and per-phase restarts
         assert defaults[p + "warmup_steps"] == -1 and defaults[p + "restart_per_phase"] is False
-    assert callable(module.next_phase)
+    assert callable(module.next_phase) and callable(module.check_hparams)
+    assert isinstance(module.STATIC_HPARAMS, frozenset) and module.STATIC_HPARAMS <= set(defaults)
     space = json.loads((REPO / "submissions" / name / "search_space.json").read_text())
     for key, dim in space.items():
         points = dim.get("feasible_points", [dim.get("min"), dim.get("max")])
@@ -76,16 +77,20 @@ def test_submission_defaults_and_search_space_validate(name: str) -> None:
 
 @pytest.mark.parametrize("value", [-1.0, -1e-3])
 @pytest.mark.parametrize("name", ["adamw", "lamb"])
-def test_negative_grad_clip_norm_is_a_build_error(name: str, value: float) -> None:
-    """grad_clip_norm: 0 is off, > 0 clips; a negative value is a one-line UserError when the
-    optimizer is built (init), naming the hparam and the value."""
+def test_negative_grad_clip_norm_is_a_check_error(name: str, value: float) -> None:
+    """grad_clip_norm: 0 is off, > 0 clips; a negative value is a one-line UserError of
+    check_hparams (and of init, which checks first), naming the hparam and the value."""
     module = load_submission(name)
     assert module.DEFAULT_HPARAMS["grad_clip_norm"] == 0.0
+    assert "grad_clip_norm" in module.STATIC_HPARAMS  # 0 means no clipping transform at all
     hparams = validate_hparams({"grad_clip_norm": value}, module.DEFAULT_HPARAMS, name)
     params = nest(random_params(0))
-    with pytest.raises(spec.UserError) as err:
-        module.init(params, hparams, context(10))
-    message = str(err.value)
-    assert "\n" not in message and "grad_clip_norm" in message and str(value) in message
+    for call in (lambda: module.check_hparams(hparams, context(10)),
+                 lambda: module.init(params, hparams, context(10))):
+        with pytest.raises(spec.UserError) as err:
+            call()
+        message = str(err.value)
+        assert "\n" not in message and "grad_clip_norm" in message and str(value) in message
     for ok in (0.0, 1.0):
+        module.check_hparams({**hparams, "grad_clip_norm": ok}, context(10))
         module.init(params, {**hparams, "grad_clip_norm": ok}, context(10))

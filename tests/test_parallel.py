@@ -28,13 +28,13 @@ for n in (1, 2):
     params, model_state, _ = wl.init(jax.random.PRNGKey(0))
     state = parallel.put_replicated(TrainState(params, model_state, run_plan.submission.init(
         params, first.hparams, first.ctx)), mesh)
-    step = run_plan.jit_train_step(0)
+    step, traced = run_plan.jit_train_step(0), run_plan.traced_arguments(0)
     batches = wl.train_batches(data, 0)
     losses = []
     for i in range(3):
         batch = parallel.put_batch(next(batches), mesh)
         assert len(batch["x"].sharding.device_set) == n
-        state, m = step(state, batch, jax.random.PRNGKey(1), np.int32(i))
+        state, m = step(state, batch, jax.random.PRNGKey(1), np.int32(i), traced)
         losses.append(float(m["loss"]) / float(m["count"]))
     out[n] = {"losses": losses, "params": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(state.params)],
               "bn": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(state.model_state)]}

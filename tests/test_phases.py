@@ -79,7 +79,7 @@ def run(tmp_path: str, hparams: Any, budget: int | None = None) -> tuple[Sweep, 
 
 def test_each_phase_has_its_step_hparams_and_hook(tmp_path: str) -> None:
     sweep, evals = run(tmp_path, [{"learning_rate": 0.01}, {"learning_rate": 0.0}])
-    assert len(sweep.train_steps) == 2  # one compiled step per phase (batch 4 x 2, then 2 x 3)
+    assert len(sweep.compiled(sweep.plan).steps) == 2  # one compiled step per phase (batch 4 x 2, then 2 x 3)
     assert [step for step, _ in evals] == [3, 5]  # an eval at the end of each phase
     assert evals[1][1] == evals[0][1]  # phase 2 trained with learning rate 0: nothing moved
     calls = sweep.plan.submission.next_phase.__globals__["CALLS"]

@@ -6,6 +6,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from _submission_helpers import load_submission
 
@@ -118,9 +119,9 @@ def test_from_hparams_rounds_warmup() -> None:
     assert lr_at(s, 10) == pytest.approx(1.0)  # round(10.4) = 10 warmup steps
 
 
-def test_from_hparams_unknown_schedule_is_one_line_user_error() -> None:
+def test_check_unknown_schedule_is_one_line_user_error() -> None:
     with pytest.raises(spec.UserError) as err:
-        schedules.from_hparams({**HP, "schedule": "step"}, ctx(100))
+        schedules.check({**HP, "schedule": "step"}, ctx(100))
     message = str(err.value)
     assert "\n" not in message and "'step'" in message
     assert all(k in message for k in ("cosine", "linear", "mlperf_polynomial",
@@ -133,10 +134,12 @@ def test_from_hparams_unknown_schedule_is_one_line_user_error() -> None:
     {**HP, "schedule": "linear", "warmup_fraction": 1.0},  # no decay step left
     {**HP, "schedule": "linear", "warmup_steps": 100},      # warmup_steps: the same, in steps
     {**HP, "schedule": "cosine", "warmup_steps": -2},
+    {k: v for k, v in {**HP, "schedule": "cosine"}.items() if k != "warmup_fraction"},  # no warmup given
 ])
-def test_from_hparams_invalid_is_user_error(hparams: dict) -> None:
-    with pytest.raises(spec.UserError):
-        schedules.from_hparams(hparams, ctx(100))
+def test_check_invalid_is_user_error(hparams: dict) -> None:
+    with pytest.raises(spec.UserError) as err:
+        schedules.check(hparams, ctx(100))
+    assert "\n" not in str(err.value)
 
 
 # --- the registry and the shared defaults -------------------------------------------------------
@@ -145,21 +148,25 @@ def test_from_hparams_invalid_is_user_error(hparams: dict) -> None:
 @pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
 def test_every_schedule_builds_from_the_shared_defaults(name: str) -> None:
     """schedules.DEFAULTS and a learning rate hold every key of every registered schedule."""
-    needs, _ = schedules.SCHEDULES[name]
+    needs = schedules.SCHEDULES[name].needs
     assert set(needs) <= set(schedules.DEFAULTS) | {"learning_rate"}
-    s = schedules.from_hparams({**schedules.DEFAULTS, "learning_rate": 1.0, "schedule": name}, ctx(100))
+    hp = {**schedules.DEFAULTS, "learning_rate": 1.0, "schedule": name}
+    schedules.check(hp, ctx(100))
+    s = schedules.from_hparams(hp, ctx(100))
     assert lr_at(s, 0) == 0.0 and 0.5 < lr_at(s, 16) <= 1.0  # warmup: round(0.15 * 100) = 15 steps
 
 
 def test_a_registry_entry_is_a_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adding a schedule is one entry of SCHEDULES: from_hparams checks its keys and builds it."""
-    constant = (("learning_rate",), lambda h, warmup, total: lambda t: h["learning_rate"] + 0.0 * t)
+    """Adding a schedule is one entry of SCHEDULES: check checks its keys, from_hparams builds it."""
+    constant = schedules.Entry(("learning_rate",),
+                               lambda h, warmup, total: lambda t: h["learning_rate"] + 0.0 * t)
     monkeypatch.setitem(schedules.SCHEDULES, "constant", constant)
-    s = schedules.from_hparams({"schedule": "constant", "learning_rate": 0.3, "warmup_steps": 0},
-                               ctx(100))
+    hp = {"schedule": "constant", "learning_rate": 0.3, "warmup_steps": 0}
+    schedules.check(hp, ctx(100))
+    s = schedules.from_hparams(hp, ctx(100))
     assert lr_at(s, 0) == lr_at(s, 99) == pytest.approx(0.3)
     with pytest.raises(spec.UserError, match="schedule 'constant' needs hparams learning_rate"):
-        schedules.from_hparams({"schedule": "constant", "warmup_steps": 0}, ctx(100))
+        schedules.check({"schedule": "constant", "warmup_steps": 0}, ctx(100))
 
 
 def test_builtin_submissions_extend_the_shared_defaults() -> None:
@@ -172,6 +179,7 @@ def test_builtin_submissions_extend_the_shared_defaults() -> None:
             for key, value in schedules.DEFAULTS.items():
                 assert type(defaults[p + key]) is type(value), (name, p + key)
             own = {k[len(p):]: v for k, v in defaults.items() if k.startswith(p)}
+            schedules.check(own, ctx(100))
             schedules.from_hparams(own, ctx(100))
 
 
@@ -272,8 +280,74 @@ def test_values_at_the_phase_boundary() -> None:
 
 def test_restart_warmup_longer_than_the_phase_is_one_line_user_error() -> None:
     hp = {**HP, "schedule": "mlperf_polynomial", "warmup_steps": 30, "restart_per_phase": True}
-    schedules.from_hparams(hp, TWO_PHASES[0])
+    schedules.check(hp, TWO_PHASES[0])
     with pytest.raises(spec.UserError) as err:
-        schedules.from_hparams(hp, TWO_PHASES[1])
+        schedules.check(hp, TWO_PHASES[1])
     message = str(err.value)
     assert "\n" not in message and "warmup_steps=30" in message and "p1" in message
+
+
+# --- traced hyperparameters (harness/spec.py: one compiled step for every trial of a study) -----
+
+TRACED_POINTS = [  # rates, powers and the warmup fraction; warmup_fraction 0 is w = 0 (no warmup)
+    {"learning_rate": 1.0, "init_learning_rate": 0.0, "final_learning_rate": 1e-4, "p_warmup": 1.0,
+     "p_decay": 2.0, "warmup_fraction": 0.15},
+    {"learning_rate": 0.3, "init_learning_rate": 0.05, "final_learning_rate": 0.01, "p_warmup": 2.497,
+     "p_decay": 1.955, "warmup_fraction": 0.3},
+    {"learning_rate": 2.0, "init_learning_rate": 0.1, "final_learning_rate": 0.0, "p_warmup": 2.0,
+     "p_decay": 1.0, "warmup_fraction": 0.0},
+    {"learning_rate": 0.0, "init_learning_rate": 0.0, "final_learning_rate": 0.0, "p_warmup": 1.0,
+     "p_decay": 1.0, "warmup_fraction": 0.05},  # peak 0: optax's cosine branched on it
+]
+
+
+@pytest.mark.parametrize("warmup_steps", [-1, 0, 7])  # -1: the (traced) fraction; >= 0: static steps
+@pytest.mark.parametrize("name", sorted(schedules.SCHEDULES))
+def test_traced_hparams_give_the_constant_schedule(name: str, warmup_steps: int) -> None:
+    """Every schedule with its numeric hparams as traced float32 arguments of one jitted function
+    (compiled once for all points) equals the schedule built from Python constants, is finite at
+    every step (w = 0 included: no 0 / 0 selected), and check() accepts each point."""
+    c = ctx(40)
+    static = {"schedule": name, "warmup_steps": warmup_steps, "restart_per_phase": False}
+    steps = jnp.arange(45)
+    traced_fn = jax.jit(lambda h, t: jax.vmap(schedules.from_hparams({**static, **h}, c))(t))
+    for point in TRACED_POINTS:
+        hp = {**static, **point}
+        schedules.check(hp, c)
+        traced = traced_fn({k: jnp.asarray(v, jnp.float32) for k, v in point.items()}, steps)
+        const = jax.jit(jax.vmap(schedules.from_hparams(hp, c)))(steps)
+        assert bool(jnp.all(jnp.isfinite(traced))), point
+        np.testing.assert_allclose(traced, const, rtol=1e-6, atol=1e-7, err_msg=str(point))
+        w = warmup_steps if warmup_steps >= 0 else round(point["warmup_fraction"] * 40)
+        if name != "bert_warmup_polynomial_decay" and point["learning_rate"] > 0:
+            assert float(traced[w]) == pytest.approx(point["learning_rate"], rel=1e-6)  # the peak at t = w
+    assert traced_fn._cache_size() == 1
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_warmup_rounds_half_to_even_as_python(x64: bool) -> None:
+    """round(warmup_fraction * T) half to even, as Python's round, traced or not: products that are
+    exact halves in float32 and float64 (2.5 -> 2, 3.5 -> 4, 0.5 -> 0), near halves and whole numbers."""
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", x64)
+    try:
+        cases = [(0.25, 10), (0.35, 10), (0.125, 20), (0.375, 20), (0.05, 10), (0.15, 117),
+                 (0.104, 100), (0.2, 2512), (0.0, 50), (1.0, 50), (0.5, 5), (0.5, 7)]
+        traced = jax.jit(lambda f, total: schedules.warmup_steps({"warmup_fraction": f}, total),
+                         static_argnums=1)
+        for f, total in cases:
+            concrete = schedules.warmup_steps({"warmup_fraction": f}, total)
+            assert int(concrete) == round(f * total), (f, total)
+            assert int(traced(jnp.asarray(f, dtype=float), total)) == round(f * total), (f, total)
+        assert schedules.warmup_steps({"warmup_fraction": 0.5, "warmup_steps": 3}, 10) == 3  # static
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def test_check_warmup_message() -> None:
+    with pytest.raises(spec.UserError) as err:
+        schedules.check({**HP, "schedule": "cosine", "warmup_fraction": 1.5}, ctx(100))
+    assert str(err.value) == ("schedule 'cosine' with warmup_fraction=1.5 over 100 steps (budget): "
+                              "warmup_steps must be in [0, 99] for total_steps=100, got 150")
+    with pytest.raises(spec.UserError, match="warmup_steps must be >= 0, or -1 to use warmup_fraction; got -2"):
+        schedules.check({**HP, "schedule": "linear", "warmup_steps": -2}, ctx(100))

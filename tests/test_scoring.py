@@ -175,10 +175,27 @@ def test_sort_respects_direction() -> None:
         "direction": ["maximize", "maximize", "minimize", "minimize", "minimize"],
         "median_steps": [INF, INF, INF, INF, 500.0],
         "median_best_valid": [0.90, 0.95, 3.9, 3.6, 4.5],
+        "tuning_budget": [0] * 5, "study_id": [-1] * 5,
     })
     ranked = aggregate.sort_leaderboard(frame)
     assert list(ranked["submission"]) == ["b", "a", "e", "d", "c"]
     assert list(ranked["rank"]) == [1, 2, 1, 2, 3]
+
+
+def test_rows_rank_only_against_equal_tuning_budgets() -> None:
+    """A tuned row is not ranked against hand-set rows, nor against rows tuned with another budget."""
+    frame = pd.DataFrame({
+        "workload": ["w"] * 4, "submission": ["a", "b", "c", "d"], "config_id": ["1", "2", "3", "4"],
+        "direction": ["maximize"] * 4, "median_steps": [INF, 100.0, 300.0, 200.0],
+        "median_best_valid": [0.9, 0.8, 0.7, 0.75], "tuning_budget": [0, 0, 16, 8],
+        "study_id": [-1, -1, 1, 2],
+    })
+    ranked = aggregate.sort_leaderboard(frame)
+    assert list(ranked["submission"]) == ["c", "d", "b", "a"]  # budgets 16, 8, then untuned
+    assert list(ranked["rank"]) == [1, 1, 1, 2]
+    assert [title for title, _ in render.sections(ranked)] == [
+        "w [tuned, 16 feasible trials per study]", "w [tuned, 8 feasible trials per study]",
+        "w [untuned (hand-set hyperparameters)]"]
 
 
 # --- the leaderboard from the database -----------------------------------------------------------

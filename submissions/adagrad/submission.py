@@ -24,6 +24,9 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "weight_decay": 0.0,
 }
 
+#: No float changes the program (initial_accumulator_value only fills the state, in init).
+STATIC_HPARAMS: frozenset[str] = frozenset()
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
@@ -34,4 +37,9 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
     )
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) for a bad schedule (schedules.check)."""
+    schedules.check(hparams, ctx)
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)

@@ -39,15 +39,25 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "p_decay": 1.0,
 }
 
+#: grad_clip_norm: lib/clipping.py builds the clipping transform only for a value > 0, so its value
+#: changes the program (here it must be > 0, check_hparams says so).
+STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule (the clipping is not optional here)."""
-    if not hparams["grad_clip_norm"] > 0:
-        raise spec.UserError(f"grad_clip_norm must be > 0 (BERT: 1.0), got {hparams['grad_clip_norm']}")
     return clipping.clipped(hparams, transforms.adamw(
         schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"], eps=hparams["eps"],
         weight_decay=hparams["weight_decay"], mask=spec.weight_mask(ctx.param_types),
         bias_correction=False))
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) unless grad_clip_norm > 0 (the BERT code always clips); for a bad
+    schedule (schedules.check)."""
+    if not hparams["grad_clip_norm"] > 0:
+        raise spec.UserError(f"grad_clip_norm must be > 0 (BERT: 1.0), got {hparams['grad_clip_norm']}")
+    schedules.check(hparams, ctx)
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)

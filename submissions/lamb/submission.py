@@ -49,6 +49,9 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "p_decay": 1.0,
 }
 
+#: grad_clip_norm: 0 means "no clipping transform", so its value changes the program.
+STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
@@ -59,4 +62,10 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
         bias_correction=hparams["bias_correction"]))
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) for a negative grad_clip_norm or a bad schedule."""
+    clipping.check(hparams)
+    schedules.check(hparams, ctx)
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)

@@ -25,5 +25,8 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {**_GRAFTED.defaults,
 #: M and D as built-in submission names: the harness applies their named configs (--config) as M./D.
 GRAFT_CHILDREN = _GRAFTED.children
 
-init, update, next_phase, diagnostics = (_GRAFTED.init, _GRAFTED.update, _GRAFTED.next_phase,
-                                         _GRAFTED.diagnostics)
+#: Each child's STATIC_HPARAMS under its prefix (harness/spec.py: floats that change the program).
+STATIC_HPARAMS: frozenset[str] = _GRAFTED.static_hparams
+
+init, update, next_phase, check_hparams, diagnostics = (
+    _GRAFTED.init, _GRAFTED.update, _GRAFTED.next_phase, _GRAFTED.check_hparams, _GRAFTED.diagnostics)

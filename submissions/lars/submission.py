@@ -29,6 +29,9 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "warmup_fraction": 0.2,
 }
 
+#: No float changes the program.
+STATIC_HPARAMS: frozenset[str] = frozenset()
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
@@ -39,4 +42,9 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
         eps=hparams["eps"], mask=mask)
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) for a bad schedule (schedules.check)."""
+    schedules.check(hparams, ctx)
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)

@@ -10,6 +10,10 @@ before the optimizer. With c = grad_clip_norm::
 This is optax.clip_by_global_norm (no change when ||g||_2 < c). The global norm is that of the
 gradient the submission's update receives, i.e. of the whole (all-reduced) batch: the BERT code
 on TPU clips each replica's gradient before CrossShardOptimizer sums them across replicas.
+
+grad_clip_norm is a static hyperparameter (harness/spec.py): c = 0 means "no clipping transform",
+so its value changes the program. A submission using this module lists STATIC_HPARAMS among its
+own and calls check() from its check_hparams.
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import optax
 
 from harness import spec
 
+#: The hparams of this module that a submission must declare static (its STATIC_HPARAMS).
+STATIC_HPARAMS: frozenset[str] = frozenset({"grad_clip_norm"})
 
-def grad_clip_norm(hparams: Mapping[str, Any]) -> float:
-    """``hparams["grad_clip_norm"]`` (0.0 when absent: no clipping); spec.UserError if negative."""
-    c = float(hparams.get("grad_clip_norm", 0.0))
+
+def check(hparams: Mapping[str, Any]) -> None:
+    """spec.UserError (one line) unless ``hparams["grad_clip_norm"]`` (0.0 when absent) is >= 0."""
+    c = hparams.get("grad_clip_norm", 0.0)
     if not c >= 0:  # also NaN
         raise spec.UserError(f"grad_clip_norm must be >= 0 (0 disables clipping; the BERT code "
                              f"clips to 1.0), got {c}")
-    return c
 
 
 def from_hparams(hparams: Mapping[str, Any]) -> optax.GradientTransformation:
@@ -37,7 +44,10 @@ def from_hparams(hparams: Mapping[str, Any]) -> optax.GradientTransformation:
     Both have the same (empty) state, so a state built with one value continues under another
     (next_phase without restart_per_phase, when the phases' grad_clip_norm differ).
     """
-    c = grad_clip_norm(hparams)
+    c = hparams.get("grad_clip_norm", 0.0)
+    if isinstance(c, jax.core.Tracer):
+        raise TypeError("grad_clip_norm is traced: a submission using submissions/lib/clipping.py "
+                        "must list it in STATIC_HPARAMS (clipping.STATIC_HPARAMS)")
     return optax.clip_by_global_norm(c) if c > 0 else optax.identity()
 
 

@@ -46,26 +46,40 @@ def load(path: str) -> tuple[dict[str, float], str | None]:
     return {str(k): float(v) for k, v in mult.items()}, data.get("partition")
 
 
+def _check_groups(multipliers: Mapping[str, float], groups: tuple[str, ...],
+                  partition: grafting.Partition, source: str) -> None:
+    missing = [g for g in groups if g not in multipliers]
+    unknown = sorted(set(multipliers) - set(groups))
+    if missing or unknown:
+        what = (f"no multiplier for group(s) {', '.join(missing)}" if missing
+                else f"unknown group(s) {', '.join(unknown)}")
+        raise spec.UserError(f"{source}: {what}; the model's groups under partition "
+                             f"{partition!r} are {', '.join(groups)}")
+
+
+def check_groups(multipliers: Mapping[str, float], partition: grafting.Partition,
+                 param_types: spec.ParamTypes, source: str = "corrections") -> None:
+    """spec.UserError (one line) unless `multipliers` names exactly the groups of the model whose
+    parameters have the declared `param_types` (a tree with the params' structure), under
+    `partition` (also an unknown partition name). On the host, before anything is built."""
+    groups, _ = grafting.leaf_groups(param_types, partition, param_types)
+    _check_groups(multipliers, groups, partition, source)
+
+
 def scale_by_group(multipliers: Mapping[str, float], partition: grafting.Partition,
                    param_types: spec.ParamTypes | None, source: str = "corrections"
                    ) -> optax.GradientTransformation:
     """Stateless: multiply every leaf of group rho by multipliers[rho] (groups as in grafting).
 
     spec.UserError when a group of the model has no multiplier or the file names a group the model
-    does not have.
+    does not have (check_groups makes the same check earlier, from the param types alone).
     """
 
     def update_fn(updates: optax.Updates, state: optax.EmptyState, params: optax.Params = None
                   ) -> tuple[optax.Updates, optax.EmptyState]:
         del params
         groups, ids = grafting.leaf_groups(updates, partition, param_types)
-        missing = [g for g in groups if g not in multipliers]
-        unknown = sorted(set(multipliers) - set(groups))
-        if missing or unknown:
-            what = (f"no multiplier for group(s) {', '.join(missing)}" if missing
-                    else f"unknown group(s) {', '.join(unknown)}")
-            raise spec.UserError(f"{source}: {what}; the model's groups under partition "
-                                 f"{partition!r} are {', '.join(groups)}")
+        _check_groups(multipliers, groups, partition, source)
         leaves = jax.tree.leaves(updates)
         out = [leaf * jax.numpy.asarray(multipliers[groups[g]], leaf.dtype) for leaf, g in zip(leaves, ids)]
         return jax.tree.unflatten(jax.tree.structure(updates), out), state

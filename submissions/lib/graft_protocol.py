@@ -10,7 +10,9 @@ GradientTransformation for its own hyperparameters and ``ctx``, then grafted wit
 Hyperparameters are namespaced: ``"M.<name>"`` goes to M, ``"D.<name>"`` to D, and ``partition``
 (``global`` | ``layerwise`` | ``param_type``, default ``layerwise``) is the grafting's own. The
 defaults are each child's DEFAULT_HPARAMS under its prefix. Nesting works: in (A#B)#C, A's
-learning rate is ``M.M.learning_rate``.
+learning rate is ``M.M.learning_rate``. So are the static hyperparameters (each child's
+STATIC_HPARAMS under its prefix; ``partition`` is a string, static anyway) and the checks (each
+child's check_hparams on its own hyperparameters, then the partition's name).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Child:
     init: protocol.Init
     update: protocol.Update
     next_phase: protocol.NextPhase | None = None
+    static_hparams: frozenset[str] = frozenset()  # the child's STATIC_HPARAMS (unprefixed)
+    check_hparams: protocol.Check | None = None  # the child's check_hparams, if it has one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +55,17 @@ class Grafted:
     next_phase: protocol.NextPhase
     diagnostics: Callable[[Any], dict[str, jax.Array]]
     children: tuple[str, str]  # the names of M and D
+    static_hparams: frozenset[str]  # "M.<name>" / "D.<name>" for each child's STATIC_HPARAMS
+    check_hparams: protocol.Check  # each child's check on its own hparams, then the partition
 
 
 def child_from_module(module: Any, name: str) -> Child:
-    """A Child from a submission module (DEFAULT_HPARAMS, init, update, optional next_phase)."""
+    """A Child from a submission module (DEFAULT_HPARAMS, init, update; optional next_phase,
+    STATIC_HPARAMS, check_hparams)."""
     return Child(name, dict(module.DEFAULT_HPARAMS), module.init, module.update,
-                 getattr(module, "next_phase", None))
+                 getattr(module, "next_phase", None),
+                 frozenset(getattr(module, "STATIC_HPARAMS", frozenset())),
+                 getattr(module, "check_hparams", None))
 
 
 def namespaced(defaults_m: Mapping[str, Any], defaults_d: Mapping[str, Any],
@@ -66,6 +75,11 @@ def namespaced(defaults_m: Mapping[str, Any], defaults_d: Mapping[str, Any],
     out.update({f"{PREFIX_D}{SEP}{k}": v for k, v in defaults_d.items()})
     out["partition"] = partition
     return out
+
+
+def namespaced_static(static_m: frozenset[str], static_d: frozenset[str]) -> frozenset[str]:
+    """{"M.k", ..., "D.k", ...} from the children's STATIC_HPARAMS."""
+    return frozenset({f"{PREFIX_M}{SEP}{k}" for k in static_m} | {f"{PREFIX_D}{SEP}{k}" for k in static_d})
 
 
 def split(hparams: spec.Hparams) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -92,7 +106,15 @@ def combine(m: Child, d: Child) -> Grafted:
         return grafting.graft(as_optax(m, hm, ctx), as_optax(d, hd, ctx), hparams["partition"],
                               ctx.param_types)
 
-    init, update, _ = protocol.from_optax(build)
+    def check_hparams(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+        """Each child's check_hparams on its own hparams, then the partition's name (UserError)."""
+        hm, hd = split(hparams)
+        for child, h in ((m, hm), (d, hd)):
+            if child.check_hparams is not None:
+                child.check_hparams(h, ctx)
+        grafting.group_fn(hparams["partition"])
+
+    init, update, _, _ = protocol.from_optax(build, check_hparams)
 
     def next_phase(state: grafting.GraftState, params: spec.Params, hparams: spec.Hparams,
                    ctx: spec.SubmissionContext) -> grafting.GraftState:
@@ -103,4 +125,5 @@ def combine(m: Child, d: Child) -> Grafted:
         return dataclasses.replace(state, m=sm, d=sd)
 
     return Grafted(f"{m.name}#{d.name}", namespaced(m.defaults, d.defaults), init, update,
-                   next_phase, grafting.diagnostics, (m.name, d.name))
+                   next_phase, grafting.diagnostics, (m.name, d.name),
+                   namespaced_static(m.static_hparams, d.static_hparams), check_hparams)

@@ -1,9 +1,22 @@
-"""Turn an optax transformation built from (hparams, ctx) into the submission protocol's functions."""
+"""Turn an optax transformation built from (hparams, ctx) into the submission protocol's functions.
+
+The pattern of every optax-built submission (harness/spec.py, "Static and traced hyperparameters")::
+
+    STATIC_HPARAMS: frozenset[str] = ...          # floats that change the program (often empty)
+
+    def optimizer(hparams, ctx) -> optax.GradientTransformation:   # no checks, no Python branches
+        ...                                                          # on numeric (traced) hparams
+
+    def check(hparams, ctx) -> None:               # the range checks, concrete values, UserError
+        ...
+
+    init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import optax
 
@@ -14,14 +27,31 @@ Init = Callable[[spec.Params, spec.Hparams, spec.SubmissionContext], Any]
 Update = Callable[[spec.Params, Any, spec.Params, spec.Hparams, spec.SubmissionContext],
                   tuple[spec.Params, Any]]
 NextPhase = Callable[[Any, spec.Params, spec.Hparams, spec.SubmissionContext], Any]
+Check = Callable[[spec.Hparams, spec.SubmissionContext], None]
 
 
-def from_optax(build: Build) -> tuple[Init, Update, NextPhase]:
-    """(init, update, next_phase) for a submission whose optimizer is the optax transformation
-    `build` returns.
+class Protocol(NamedTuple):
+    """A submission's protocol functions (harness/spec.py), in the order a module unpacks them."""
 
-    The transformation is rebuilt from the (static) hparams and ctx inside each call, which costs
-    nothing at run time: the harness traces update once per phase, inside its jitted step.
+    init: Init
+    update: Update
+    next_phase: NextPhase
+    check_hparams: Check
+
+
+def from_optax(build: Build, check: Check) -> Protocol:
+    """(init, update, next_phase, check_hparams) for a submission whose optimizer is the optax
+    transformation `build` returns and whose hyperparameter checks are `check`.
+
+    The transformation is rebuilt from the hparams and ctx inside each call, which costs nothing at
+    run time: the harness traces update once per phase, inside its jitted step, where the numeric
+    hparams are traced scalars (so `build` must not branch on them in Python) and the static ones
+    (STATIC_HPARAMS, bools, ints, strings) Python values.
+
+    check_hparams is `check`: the harness calls it with concrete values before anything runs. init
+    runs on the host with concrete values too and calls `check` first, so a caller that goes
+    straight to init (a notebook, an older harness) still gets the one-line spec.UserError rather
+    than a failure inside `build`. update never checks (its hparams may be traced).
 
     next_phase(state, params, hparams, ctx) is the optional hook of harness/spec.py, called on the
     host at the start of each phase after the first with that phase's hparams and ctx. With
@@ -31,6 +61,7 @@ def from_optax(build: Build) -> tuple[Init, Update, NextPhase]:
     """
 
     def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+        check(hparams, ctx)
         return build(hparams, ctx).init(params)
 
     def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
@@ -43,4 +74,4 @@ def from_optax(build: Build) -> tuple[Init, Update, NextPhase]:
             return init(params, hparams, ctx)
         return state
 
-    return init, update, next_phase
+    return Protocol(init, update, next_phase, check)

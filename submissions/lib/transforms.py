@@ -3,7 +3,9 @@
 Norms are per tensor (layer-wise). Every computation stays in the dtype of the parameters / updates.
 ``mask`` arguments are static pytrees of Python bools with the params' structure (``True``: the
 parameter is weight-like, see spec.weight_mask) or a single bool for all parameters; branching on
-them happens at trace time, never on array values (those use jnp.where).
+them happens at trace time, never on array values (those use jnp.where). The numeric arguments
+(rates, decays, betas, eps: ``Scalar``) may be Python floats or traced JAX scalars (harness/spec.py,
+"Static and traced hyperparameters"); nothing branches on them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 Mask = Any  # a pytree of bools with the params' structure, or one bool for every parameter
+Scalar = float | jax.Array  # a Python float or a (traced) JAX scalar
 
 
 def _mask_tree(mask: Mask, tree: Any) -> Any:
@@ -40,7 +43,7 @@ class ScaleByAdamState(NamedTuple):
     nu: optax.Updates
 
 
-def scale_by_adam_optional_bias_correction(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+def scale_by_adam_optional_bias_correction(b1: Scalar = 0.9, b2: Scalar = 0.999, eps: Scalar = 1e-8,
                                            bias_correction: bool = True) -> optax.GradientTransformation:
     r"""Adam's direction, with Kingma & Ba's bias correction optional.
 
@@ -50,7 +53,16 @@ def scale_by_adam_optional_bias_correction(b1: float = 0.9, b2: float = 0.999, e
         m_t = b1 m_{t-1} + (1 - b1) g_t          v_t = b2 v_{t-1} + (1 - b2) g_t^2
         m^ = m_t / (1 - b1^t),  v^ = v_t / (1 - b2^t)     (m^ = m_t, v^ = v_t without correction)
         r_t = m^ / (sqrt(v^) + eps)
+
+    b1 and b2 are taken in the moments' dtype before 1 - b is formed, so the arithmetic is the same
+    for Python floats and traced scalars, and the moments and the bias correction use the same b:
+    in float32, 1 - 0.999 computed in float64 (0.001) is not 1 - fl32(0.999) (0.00099998713), a
+    relative difference of 1.3e-5 that would otherwise leave v^ != g^2 at t = 1.
     """
+
+    def ema(b: Scalar, acc: jax.Array, x: jax.Array) -> jax.Array:
+        b = jnp.asarray(b, acc.dtype)
+        return b * acc + (1 - b) * x
 
     def init_fn(params: optax.Params) -> ScaleByAdamState:
         return ScaleByAdamState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params),
@@ -59,8 +71,8 @@ def scale_by_adam_optional_bias_correction(b1: float = 0.9, b2: float = 0.999, e
     def update_fn(updates: optax.Updates, state: ScaleByAdamState, params: optax.Params = None
                   ) -> tuple[optax.Updates, ScaleByAdamState]:
         del params
-        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
-        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        mu = jax.tree.map(lambda m, g: ema(b1, m, g), state.mu, updates)
+        nu = jax.tree.map(lambda v, g: ema(b2, v, g * g), state.nu, updates)
         count = optax.safe_int32_increment(state.count)
 
         def direction(m: jax.Array, v: jax.Array) -> jax.Array:
@@ -75,8 +87,8 @@ def scale_by_adam_optional_bias_correction(b1: float = 0.9, b2: float = 0.999, e
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-          eps: float = 1e-8, weight_decay: float = 0.0, mask: Mask = True,
+def adamw(learning_rate: optax.ScalarOrSchedule, b1: Scalar = 0.9, b2: Scalar = 0.999,
+          eps: Scalar = 1e-8, weight_decay: Scalar = 0.0, mask: Mask = True,
           bias_correction: bool = True) -> optax.GradientTransformation:
     r"""AdamW with decoupled decay on the masked (weight-like) parameters only::
 
@@ -94,8 +106,8 @@ def adamw(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.
 # --- LAMB (You et al. 2019, Algorithm 2) --------------------------------------------------------
 
 
-def lamb(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-6, weight_decay: float = 0.0, mask: Mask = True,
+def lamb(learning_rate: optax.ScalarOrSchedule, b1: Scalar = 0.9, b2: Scalar = 0.999,
+         eps: Scalar = 1e-6, weight_decay: Scalar = 0.0, mask: Mask = True,
          bias_correction: bool = True) -> optax.GradientTransformation:
     r"""LAMB, You et al. 2019 Algorithm 2 with phi(z) = z, layer-wise::
 
@@ -123,8 +135,8 @@ def lamb(learning_rate: optax.ScalarOrSchedule, b1: float = 0.9, b2: float = 0.9
 # --- LARS (MLPerf / TF / Flax reference) --------------------------------------------------------
 
 
-def scale_by_mlperf_lars_trust(weight_decay: float = 0.0, trust_coefficient: float = 0.001,
-                               eps: float = 0.0, mask: Mask = True) -> optax.GradientTransformation:
+def scale_by_mlperf_lars_trust(weight_decay: Scalar = 0.0, trust_coefficient: Scalar = 0.001,
+                               eps: Scalar = 0.0, mask: Mask = True) -> optax.GradientTransformation:
     r"""The MLPerf LARS direction (stateless)::
 
         trust = eta * ||w|| / (||g|| + wd * ||w|| + eps)     (1 if ||w|| = 0 or ||g|| = 0)
@@ -154,8 +166,8 @@ def scale_by_mlperf_lars_trust(weight_decay: float = 0.0, trust_coefficient: flo
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
-def lars(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.9, weight_decay: float = 0.0,
-         trust_coefficient: float = 0.001, eps: float = 0.0, mask: Mask = True
+def lars(learning_rate: optax.ScalarOrSchedule, momentum: Scalar = 0.9, weight_decay: Scalar = 0.0,
+         trust_coefficient: Scalar = 0.001, eps: Scalar = 0.0, mask: Mask = True
          ) -> optax.GradientTransformation:
     r"""MLPerf LARS: momentum on the trust-scaled, L2-decayed gradient, lr inside the momentum::
 

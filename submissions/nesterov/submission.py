@@ -6,7 +6,7 @@ r"""Nesterov momentum with L2 on weight-like parameters (Nado et al. 2021, Sec. 
 
 eta_t: MLPerf polynomial schedule, p_warmup = 2 as Nado et al. Configuration B (Table 1).
 This is optax.add_decayed_weights (masked) followed by optax.sgd(nesterov=True): the sgd
-submission's optimizer with nesterov=True (mu in [0, 1)).
+submission's optimizer with nesterov=True, checked by its check (mu in [0, 1), the schedule).
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
 """
@@ -33,4 +33,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
     return _sgd.optimizer(hparams, ctx, nesterov=True)
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+#: No float changes the program (the sgd submission's: momentum is traced).
+STATIC_HPARAMS: frozenset[str] = _sgd.STATIC_HPARAMS
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, _sgd.check)

@@ -1,15 +1,22 @@
 r"""Plain SGD, momentum optional (0 by default), L2 on weight-like parameters only.
 
     g_t     = grad l(w_t) + lambda * w_t       (lambda on weights only: no BN/LN scale/offset, no bias)
-    momentum mu = 0:   w_{t+1} = w_t - eta_t * g_t
-    momentum mu > 0:   v_t = mu * v_{t-1} + g_t,  w_{t+1} = w_t - eta_t * v_t   (mu v_t + g_t if nesterov)
+    v_t     = mu * v_{t-1} + g_t,              v_0 = 0
+    w_{t+1} = w_t - eta_t * v_t                (w_t - eta_t * (mu * v_t + g_t) if nesterov)
+    momentum mu = 0:   v_t = g_t, so  w_{t+1} = w_t - eta_t * g_t  (plain SGD)
 
-optax.add_decayed_weights (masked) then optax.sgd. With mu = 0 there is no momentum buffer.
+optax.add_decayed_weights (masked) then optax.sgd with a momentum trace, mu in [0, 1). The buffer
+v is kept for every mu, 0 included: mu is a traced hyperparameter (a tuning study searches
+{0.0, 0.9} with one compiled step), so the state's structure cannot depend on it. With mu = 0,
+v_t = g_t + 0 * v_{t-1} = g_t exactly (for finite v_{t-1}), and the parameters are bit-identical
+to those of plain SGD without a buffer (tests/test_traced_hparams.py checks it over several
+steps); only the memory of one buffer is spent.
 eta_t: hparams["schedule"] (submissions/lib/schedules.py), MLPerf polynomial by default. The
 direction of choice for grafting (Adam#SGD, Agarwal et al. Sec. 4).
 
-``optimizer`` is the builder of the whole SGD family: the momentum and nesterov submissions are
-this update rule with nesterov fixed (and their own defaults), sgd_corrected scales its steps.
+``optimizer`` and ``check`` are the builder and the checks of the whole SGD family: the momentum
+and nesterov submissions are this update rule with nesterov fixed (and their own defaults),
+sgd_corrected scales its steps.
 """
 
 from __future__ import annotations
@@ -27,18 +34,26 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "weight_decay": 0.0,
 }
 
+#: No float changes the program: momentum is traced, the buffer is kept for every value.
+STATIC_HPARAMS: frozenset[str] = frozenset()
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext, *, nesterov: bool | None = None
               ) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule; ``nesterov`` (when given) in place
     of ``hparams["nesterov"]``, for the submissions that fix it and have no such hparam."""
-    if not 0.0 <= hparams["momentum"] < 1.0:
-        raise spec.UserError(f"hparam momentum must be in [0, 1), got {hparams['momentum']}")
     return optax.chain(
         optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
-        optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"] or None,
+        optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"],
                   nesterov=hparams["nesterov"] if nesterov is None else nesterov),
     )
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) for a momentum outside [0, 1) or a bad schedule (schedules.check)."""
+    if not 0.0 <= hparams["momentum"] < 1.0:
+        raise spec.UserError(f"hparam momentum must be in [0, 1), got {hparams['momentum']}")
+    schedules.check(hparams, ctx)
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)

@@ -28,15 +28,32 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
 }
 
 
+#: No float changes the program (the sgd submission's: momentum is traced; the corrections file
+#: and the partition are strings, static).
+STATIC_HPARAMS: frozenset[str] = _sgd.STATIC_HPARAMS
+
+
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
+    """The sgd submission's optimizer, then each group's step times its multiplier (the file's)."""
     path = hparams["corrections"]
-    multipliers, partition = corrections.load(path)
-    if partition is not None and partition != hparams["partition"]:
-        raise spec.UserError(f"corrections file {path} was discovered with partition {partition!r} "
-                             f"but hparam partition is {hparams['partition']!r}; make them agree")
+    multipliers, _ = corrections.load(path)
     return optax.chain(_sgd.optimizer(hparams, ctx),
                        corrections.scale_by_group(multipliers, hparams["partition"], ctx.param_types,
                                                   f"corrections file {path}"))
 
 
-init, update, next_phase = protocol.from_optax(optimizer)
+def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    """spec.UserError (one line) for the sgd submission's bad values (momentum, schedule), an
+    unknown partition, and a corrections file that is missing, does not parse, was discovered
+    under another partition or does not name exactly the model's groups (the file is read here)."""
+    _sgd.check(hparams, ctx)
+    path = hparams["corrections"]
+    multipliers, partition = corrections.load(path)
+    if partition is not None and partition != hparams["partition"]:
+        raise spec.UserError(f"corrections file {path} was discovered with partition {partition!r} "
+                             f"but hparam partition is {hparams['partition']!r}; make them agree")
+    corrections.check_groups(multipliers, hparams["partition"], ctx.param_types,
+                             f"corrections file {path}")
+
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
