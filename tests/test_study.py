@@ -197,3 +197,14 @@ def test_a_killed_study_resumes_without_repeating_or_missing_a_run(tmp_path: str
     for suffix in ("hparams", "best_so_far", "confirmation"):
         with open(f"{tmp_path}/s_{suffix}.png", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the leaderboard: one row from the confirmation runs (3 seeds), the trials left out
+    board = subprocess.run([sys.executable, "-m", "scoring", "leaderboard", f"--results={db}",
+                            f"--out={tmp_path}/lb"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert board.returncode == 0, board.stderr[-2000:]
+    assert "fashion_mnist_lenet [tuned, 3 feasible trials per study]" in board.stdout
+    assert "tuned: 3 feasible of 3 trials, search space" in board.stdout and "untuned" not in board.stdout
+    with open(f"{tmp_path}/lb.md") as f:
+        markdown = f.read()
+    ranked = [line for line in markdown.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    # 3 seeds; the interrupted attempt of seed 1 is in the "failed" column (counting attempts: issue 13)
+    assert len(ranked) == 1 and "(study resume)" in ranked[0] and "| 3 | 1 |" in ranked[0]

@@ -147,3 +147,31 @@ def test_stop_at_target(tmp_path: str, easy_target: None) -> None:
     (s,) = run_sweep(plan.build("fashion_mnist_resnet", "nesterov", budget=39),
                      RunOptions(results=db, progress=False, stop_at_target=True))
     assert s.status == "completed" and s.steps_to_target == 13 and s.steps_done == 13
+
+
+@pytest.mark.slow
+def test_traced_and_constant_hparams_give_the_same_losses() -> None:
+    """The compiled step as every run uses it (numeric hparams as arguments) against the same step
+    with every hparam a constant of the program: the same losses to rtol 1e-5 over a few steps."""
+    from harness import parallel
+    from harness.training import TrainState, make_train_step
+
+    p = plan.build("fashion_mnist_resnet", "nesterov", budget=4, hparams={"learning_rate": 0.5})
+    wl, first = p.workload, p.phases[0]
+    assert {"learning_rate", "momentum", "warmup_fraction"} <= set(first.traced)
+    data = wl.load_data(None)
+    traced_step = p.jit_train_step(0)
+    constant_step = jax.jit(make_train_step(wl, p.submission.update, first.hparams, first.ctx, p.mesh))
+    losses = {}
+    for name, step, args in (("traced", traced_step, p.traced_arguments(0)), ("constant", constant_step, {})):
+        params, model_state, _ = wl.init(jax.random.PRNGKey(0))
+        state = parallel.put_replicated(TrainState(params, model_state, p.submission.init(
+            params, first.hparams, first.ctx)), p.mesh)
+        batches = wl.train_batches(data, 0)
+        losses[name] = []
+        for i in range(4):
+            state, metrics = step(state, parallel.put_batch(next(batches), p.mesh), jax.random.PRNGKey(1),
+                                  np.int32(i), args)
+            losses[name].append(float(metrics["loss"]) / float(metrics["count"]))
+    np.testing.assert_allclose(losses["traced"], losses["constant"], rtol=1e-5)
+    assert losses["traced"][0] != losses["traced"][3]  # it trained
