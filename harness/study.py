@@ -39,7 +39,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -180,6 +180,23 @@ def exclusive(results: str, name: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class StudyClock:
+    """Adds this process's compile and wall seconds to the study's totals after every run, so that
+    a killed process loses at most the run in flight."""
+
+    def __init__(self, recorder: store.StudyRecorder, compile_seconds: Callable[[], float],
+                 setup: tuple[float, float]) -> None:
+        """`setup`: (compile, wall) seconds spent before the study started, counted in it."""
+        self.recorder, self.compile_seconds = recorder, compile_seconds
+        self.compile_mark = compile_seconds() - setup[0]
+        self.wall_mark = time.perf_counter() - setup[1]
+
+    def record(self) -> None:
+        compiled, now = self.compile_seconds(), time.perf_counter()
+        self.recorder.add_seconds(compiled - self.compile_mark, now - self.wall_mark)
+        self.compile_mark, self.wall_mark = compiled, now
+
+
 class StudyRunner:
     """Runs the studies of one spec in this process: one Sweep (data loaded, steps compiled once
     per compile class) for every trial and confirmation run."""
@@ -204,6 +221,7 @@ class StudyRunner:
                 except UserError as e:
                     raise UserError(f"search space point {i} ({compact_pairs(point)}): {e}") from None
         self.sweep: Sweep | None = None
+        self._clock: StudyClock
 
     def name(self, s: int) -> str:
         base = self.spec.study or default_name(self.spec, self.base, self.space)
@@ -231,14 +249,13 @@ class StudyRunner:
     def _run_one(self, conn: Any, s: int, setup: tuple[float, float]) -> StudyOutcome:
         name, spec = self.name(s), self.spec
         with exclusive(self.options.results, name):
-            start = time.perf_counter() - setup[1]
-            compiled_before = self._compile_seconds() - setup[0]
             recorder = store.StudyRecorder(
                 conn, name, self.settings(s), workload=self.base.workload.name,
                 submission=self.base.submission.name, search_space=self.space.canonical,
                 search_space_hash=self.space.hash, study_seed=spec.study_seed + s, trials=spec.trials,
                 max_trials=spec.max_trials_or_default, confirm_seeds=spec.confirm_seeds,
                 select_rule=spec.select, command=self.command)
+            self._clock = StudyClock(recorder, self._compile_seconds, setup)
             interrupted = recorder.interrupt_unfinished_runs()
             print(f"study {name} [{recorder.study_id}]: {spec.trials} feasible trials (at most "
                   f"{spec.max_trials_or_default}) over {', '.join(self.space.names)} (search space "
@@ -249,7 +266,7 @@ class StudyRunner:
                 chosen = select(trials, spec.select, self.base.workload.direction)
                 result = self._confirm(conn, recorder, trials, chosen)
             finally:
-                recorder.add_seconds(self._compile_seconds() - compiled_before, time.perf_counter() - start)
+                self._clock.record()
         outcome = StudyOutcome(name, recorder.study_id, trials, chosen, result)
         print(report(outcome, self.base, spec), flush=True)
         return outcome
@@ -285,6 +302,7 @@ class StudyRunner:
                     trial = Trial(i, point, seed, summary.run_id, summary.status == "completed",
                                   summary.best_valid, summary.steps_to_target)
                     recorder.record_trial(i, point, seed, summary.run_id, trial.feasible)
+                    self._clock.record()
                 trials.append(trial)
                 bar.update(int(trial.feasible))
                 best = select(trials, spec.select, self.base.workload.direction)
@@ -326,6 +344,7 @@ class StudyRunner:
                     continue
                 link = StudyLink(recorder.study_id, "confirmation")
                 summary = self.sweep.run_seed(conn, seed, chosen_plan, link)
+                self._clock.record()
                 summaries.append(summary)
                 tqdm.write(f"study {recorder.name}: confirmation {self.sweep.summary_line(summary, chosen_plan)}",
                            file=sys.stdout)

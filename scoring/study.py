@@ -25,7 +25,7 @@ import pandas as pd
 
 from harness.direction import Direction
 from harness.errors import UserError
-from harness.formatting import compact_pairs, format_metric
+from harness.formatting import compact_pairs, format_metric, is_accuracy
 from harness.store import ResultsReader
 from scoring.render import fixed_width_table, write_file
 
@@ -95,7 +95,13 @@ def summary(r: StudyReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _png(fig: Any) -> bytes:
+def _png(fig: Any, r: StudyReport) -> bytes:
+    """The figure as PNG bytes, accuracies on percent axes (as the leaderboard's curves)."""
+    if is_accuracy(r.metric):
+        from matplotlib.ticker import PercentFormatter
+
+        for ax in fig.axes:
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
@@ -139,8 +145,8 @@ def hparams_png(r: StudyReport) -> bytes:
     for ax in axes[len(names):]:
         ax.set_visible(False)
     axes[0].legend(fontsize="x-small")
-    fig.suptitle(f"study {r.study['name']}: trials")
-    return _png(fig)
+    fig.suptitle(f"study {r.study['name']}: best valid {r.metric} of each trial", fontsize="medium")
+    return _png(fig, r)
 
 
 def best_so_far_png(r: StudyReport) -> bytes:
@@ -161,10 +167,11 @@ def best_so_far_png(r: StudyReport) -> bytes:
     ax.step(n, best, where="post", label="best feasible so far")
     ax.scatter(n, values, s=14, alpha=0.6, label="trial")
     ax.axhline(r.target, color="black", linestyle="--", linewidth=1, label="target")
-    ax.set(xlabel="trials", ylabel=f"best valid {r.metric}", title=f"study {r.study['name']}")
+    ax.set(xlabel="trials", ylabel=f"best valid {r.metric}")
+    ax.set_title(f"study {r.study['name']}", fontsize="small")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return _png(fig, r)
 
 
 def confirmation_png(r: StudyReport) -> bytes:
@@ -173,7 +180,7 @@ def confirmation_png(r: StudyReport) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 4.2), layout="constrained")
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
     ax = fig.subplots()
     values = r.confirmation["best_valid"].dropna().to_numpy(float)
     if len(values):
@@ -183,11 +190,12 @@ def confirmation_png(r: StudyReport) -> bytes:
     ax.axhline(r.target, color="black", linestyle="--", linewidth=1,
                label=f"target {format_metric(r.target, r.metric)}")
     reached = int(r.confirmation["steps_to_target"].notna().sum())
-    ax.set(xticks=[1], xticklabels=[f"{len(values)} seeds, {reached} reached"], ylabel=f"best valid {r.metric}",
-           title=f"study {r.study['name']}: confirmation")
+    ax.set(xticks=[1], xticklabels=[f"{len(values)} seeds, {reached} reached the target"],
+           ylabel=f"best valid {r.metric}")
+    ax.set_title(f"study {r.study['name']}\nthe selected point on the confirmation seeds", fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return _png(fig, r)
 
 
 def write_plots(r: StudyReport, out: str) -> list[str]:
