@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from harness import spec
@@ -71,3 +75,29 @@ def random_grads(seed: int, steps: int, zero: tuple[tuple[int, str], ...] = ()
     for step, name in zero:
         grads[step][name] = np.zeros_like(grads[step][name])
     return grads
+
+
+@contextlib.contextmanager
+def x64_mode(enabled: bool) -> Iterator[None]:
+    """jax_enable_x64 set to `enabled` for the block, restored after (float64 goldens, float32 checks)."""
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", enabled)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def assert_check_refuses(module: ModuleType, hparams: dict[str, Any], *fragments: str) -> None:
+    """The submission's check_hparams, and its init (which checks first), raise a one-line UserError
+    containing every fragment."""
+    params = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    for call in (lambda: module.check_hparams(hparams, context(12)),
+                 lambda: module.init(params, hparams, context(12))):
+        try:
+            call()
+        except spec.UserError as e:
+            message = str(e)
+            assert "\n" not in message and all(f in message for f in fragments), message
+        else:
+            raise AssertionError(f"no UserError for {hparams}")

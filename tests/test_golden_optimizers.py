@@ -21,6 +21,7 @@ import pytest
 from _submission_helpers import (
     LAYOUT,
     SUBMISSIONS,
+    assert_check_refuses,
     context,
     flatten,
     load_submission,
@@ -28,6 +29,7 @@ from _submission_helpers import (
     param_types,
     random_grads,
     random_params,
+    x64_mode,
 )
 
 from harness import spec
@@ -41,10 +43,8 @@ WEIGHT_LIKE = {name: spec.is_weight_like(t) for name, (_, t) in LAYOUT.items()}
 
 @pytest.fixture(autouse=True)
 def x64() -> Iterator[None]:
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+    with x64_mode(True):
+        yield
 
 
 # --- numpy references ---------------------------------------------------------------------------
@@ -308,14 +308,7 @@ def test_sgd(momentum: float, nesterov: bool) -> None:
 def test_sgd_family_momentum_outside_0_1_is_a_check_error(name: str, momentum: float) -> None:
     """The shared check (the sgd submission's) takes mu in [0, 1) only; init checks first too."""
     module = load_submission(name)
-    params = jax.tree.map(jnp.asarray, nest(random_params(0)))
-    hp = {**module.DEFAULT_HPARAMS, "momentum": momentum}
-    for call in (lambda: module.check_hparams(hp, context(BUDGET)),
-                 lambda: module.init(params, hp, context(BUDGET))):
-        with pytest.raises(spec.UserError) as err:
-            call()
-        message = str(err.value)
-        assert "\n" not in message and "momentum" in message and str(momentum) in message
+    assert_check_refuses(module, {**module.DEFAULT_HPARAMS, "momentum": momentum}, "momentum", str(momentum))
 
 
 ADAGRAD_HP = {"init_learning_rate": 0.05, "final_learning_rate": 0.01}
@@ -515,14 +508,8 @@ def test_bert_adamw_requires_clipping(clip: float) -> None:
     """The BERT code always clips: grad_clip_norm <= 0 is a one-line UserError of check_hparams
     (and of init, which checks first)."""
     module = load_submission("bert_adamw")
-    params = jax.tree.map(jnp.asarray, nest(random_params(0)))
-    hp = {**module.DEFAULT_HPARAMS, "grad_clip_norm": clip}
-    for call in (lambda: module.check_hparams(hp, context(BUDGET)),
-                 lambda: module.init(params, hp, context(BUDGET))):
-        with pytest.raises(spec.UserError) as err:
-            call()
-        message = str(err.value)
-        assert "\n" not in message and "grad_clip_norm must be > 0" in message and str(clip) in message
+    assert_check_refuses(module, {**module.DEFAULT_HPARAMS, "grad_clip_norm": clip}, "grad_clip_norm must be > 0",
+                         str(clip))
 
 
 # --- phases: next_phase keeps or restarts the state ----------------------------------------------

@@ -16,7 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _submission_helpers import LAYOUT, context, flatten, load_submission, nest, random_grads, random_params
+from _submission_helpers import (
+    LAYOUT,
+    context,
+    flatten,
+    load_submission,
+    nest,
+    random_grads,
+    random_params,
+    x64_mode,
+)
 
 from harness import spec
 from harness.submission_loader import builtin_names
@@ -57,10 +66,8 @@ OTHER_POINTS: dict[str, list[dict[str, Any]]] = {
 
 @pytest.fixture(autouse=True)
 def float32() -> Iterator[None]:
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+    with x64_mode(False):
+        yield
 
 
 @pytest.fixture
