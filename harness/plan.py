@@ -102,11 +102,17 @@ class RunPlan:
         return [dict(p.hparams) for p in self.phases]
 
     @property
+    def source_hash(self) -> str:
+        """Hash of the submission's code as it was loaded (submission_loader.source_hash)."""
+        return self.submission.source_hash
+
+    @property
     def config_id(self) -> str:
-        """Stable short id of the leaderboard row: a hash of (submission, hparams, knobs, budget)
-        (never Python's salted hash())."""
-        key = store.canonical_json({"submission": self.submission.name, "hparams": self.hparams,
-                                    "knobs": self.workload.knobs, "budget": self.budget})
+        """Stable short id of the leaderboard row: a hash of (submission, its code, hparams, knobs,
+        budget) (never Python's salted hash()); runs of an edited submission form another row."""
+        key = store.canonical_json({"submission": self.submission.name, "source": self.source_hash,
+                                    "hparams": self.hparams, "knobs": self.workload.knobs,
+                                    "budget": self.budget})
         return hashlib.sha256(key.encode()).hexdigest()[:10]
 
     @property

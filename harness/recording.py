@@ -121,7 +121,8 @@ def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_sec
     wl = plan.workload
     writer = store.RunRecorder(
         conn, workload=wl.name, submission=plan.submission.name,
-        submission_path=plan.submission.path, hparams=store.canonical_json(plan.hparams),
+        submission_path=plan.submission.path, submission_hash=plan.source_hash,
+        hparams=store.canonical_json(plan.hparams),
         knobs=store.canonical_json(wl.knobs), hparams_given=store.canonical_json(plan.hparams_given),
         knobs_given=store.canonical_json(plan.knobs_given), config_label=plan.config_label,
         config_id=plan.config_id, seed=seed, metric=wl.metric, direction=wl.direction.value,

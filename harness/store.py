@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS runs (
     workload          TEXT NOT NULL,
     submission        TEXT NOT NULL,     -- name (module stem or built-in name)
     submission_path   TEXT NOT NULL,
+    submission_hash   TEXT,              -- hash of the submission's code (NULL: recorded before it was)
     hparams           TEXT NOT NULL,     -- canonical JSON (sorted keys) of the full hyperparameters
     knobs             TEXT NOT NULL,     -- canonical JSON of the workload knobs
     hparams_given     TEXT NOT NULL DEFAULT '{}',  -- what the user set; the rest are defaults

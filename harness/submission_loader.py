@@ -10,6 +10,7 @@ children's named configs apply to it (harness/configs.py).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -37,6 +38,8 @@ class Submission:
     children: tuple[Submission, Submission] | None = None  # (M, D) of a grafted submission
     static_hparams: frozenset[str] = frozenset()  # declared static floats (harness/spec.py)
     check_hparams: Callable[..., None] | None = None  # optional: (hparams, ctx) -> None or UserError
+    #: Hash of the code as loaded (source_hash); filled by load(): the row id of every run of it.
+    source_hash: str = ""
 
     @property
     def configs_dir(self) -> str:
@@ -47,6 +50,33 @@ class Submission:
         if not os.path.isdir(self.configs_dir):
             return []
         return sorted(os.path.splitext(f)[0] for f in os.listdir(self.configs_dir) if f.endswith(".json"))
+
+
+def source_files(sub: Submission) -> list[str]:
+    """The files a submission's code comes from: its module(s) (both sides of a graft, and the
+    children a built-in graft module names), and every file of submissions/lib/ when any of them
+    is a built-in (built-ins import it). A user's module that imports other files of its own is
+    hashed by its own file only."""
+    files = {p for p in sub.path.split(GRAFT_SEP)}
+    for child in sub.children or ():
+        files.update(source_files(child))
+    lib = os.path.join(SUBMISSIONS_DIR, "lib")
+    if any(os.path.commonpath([f, SUBMISSIONS_DIR]) == SUBMISSIONS_DIR for f in files):
+        files.update(os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".py"))
+    return sorted(files)
+
+
+def source_hash(sub: Submission) -> str:
+    """12 hex digits of sha256 over the contents of `source_files` (with their names relative to
+    the submissions directory, or the basename for a user's file): an edited submission is another
+    leaderboard row (harness/plan.RunPlan.config_id)."""
+    h = hashlib.sha256()
+    for path in source_files(sub):
+        name = (os.path.relpath(path, SUBMISSIONS_DIR)
+                if os.path.commonpath([path, SUBMISSIONS_DIR]) == SUBMISSIONS_DIR else os.path.basename(path))
+        with open(path, "rb") as f:
+            h.update(name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:12]
 
 
 def builtin_names() -> list[str]:
@@ -128,8 +158,9 @@ def load(name_or_path: str) -> Submission:
     check = getattr(module, "check_hparams", None)
     if check is not None and not callable(check):
         raise UserError(f"submission {path}: check_hparams must be a function check_hparams(hparams, ctx)")
-    return Submission(name, path, module.init, module.update, dict(defaults), search_space, next_phase,
-                      diagnostics, children, frozenset(static), check)
+    loaded = Submission(name, path, module.init, module.update, dict(defaults), search_space, next_phase,
+                        diagnostics, children, frozenset(static), check)
+    return dataclasses.replace(loaded, source_hash=source_hash(loaded))
 
 
 def load_grafted(spec_: str) -> Submission:
@@ -157,4 +188,5 @@ def load_grafted(spec_: str) -> Submission:
                              grafted.update, grafted.defaults, space, grafted.next_phase,
                              grafted.diagnostics, (current, d), grafted.static_hparams,
                              grafted.check_hparams)
+        current = dataclasses.replace(current, source_hash=source_hash(current))
     return current

@@ -16,10 +16,18 @@ from a run's evals with exactly these semantics.
 
 Which runs count
 ----------------
-Only *finished* runs (status ``completed`` or ``diverged``) enter the statistics of a leaderboard
-row; a diverged run counts with whatever it reached before diverging (usually a miss). Runs that
-are still ``running`` or that ``failed`` (an error, not an optimisation failure) are excluded and
-only counted in the ``failed`` column.
+One (row, seed) counts once: its latest attempt (the highest run id). Older attempts stay in the
+database and are counted in the row's ``superseded`` column only, so re-running a seed after a
+crash neither adds a seed nor shifts a median. The latest attempt counts by its status:
+
+* ``completed`` or ``diverged``: with what it reached (a diverged run usually misses);
+* ``interrupted`` or ``failed`` (killed, or an error): a seed that missed the target, with no best
+  validation metric, until the seed is run again to completion (killing or crashing a weak seed
+  cannot improve a row);
+* ``running``: in progress, not counted yet (column ``running``).
+
+Uncertainty: scoring/statistics.py (Wilson interval of the success fraction, exact order-statistic
+intervals of the medians).
 """
 
 from __future__ import annotations
@@ -34,19 +42,21 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.formatting import compact_pairs
+from scoring.statistics import median_interval, wilson_interval
 
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
-BOOTSTRAP_RESAMPLES = 1000
-BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
+#: Latest attempts that count as a seed that missed the target (module docstring).
+INCOMPLETE_STATUSES: tuple[str, ...] = ("interrupted", "failed")
 
 #: Columns of the leaderboard DataFrame, in order.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "workload", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams", "metric",
     "direction", "target",
-    "seeds", "failed", "reached", "reached_count", "success", "median_steps", "steps_ci_low",
-    "steps_ci_high", "median_best_valid", "median_final_train", "median_final_test",
-    "median_train_seconds", "median_seconds_to_target", "diverged",
+    "seeds", "reached", "reached_count", "success", "success_ci_low", "success_ci_high",
+    "median_steps", "steps_ci_low", "steps_ci_high", "steps_ci_level",
+    "median_best_valid", "best_valid_ci_low", "best_valid_ci_high", "best_valid_ci_level",
+    "median_final_train", "median_final_test", "median_train_seconds", "median_seconds_to_target",
+    "diverged", "failed", "interrupted", "running", "superseded",
 )
 
 #: Columns of the learning-curve DataFrame, in order.
@@ -133,24 +143,6 @@ def median_with_misses(values: Iterable[float | None]) -> float:
     return float(np.median(arr)) if arr.size else math.nan
 
 
-def bootstrap_median_ci(values: Iterable[float | None], *, resamples: int = BOOTSTRAP_RESAMPLES,
-                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the median (misses count as ``inf``).
-
-    Draws ``resamples`` resamples with replacement from a ``numpy.random.default_rng(seed)``, so the
-    interval is reproducible. The bounds are order statistics of the resampled medians (no
-    interpolation, which would turn ``inf - inf`` into NaN). Returns (NaN, NaN) for no values.
-    """
-    arr = misses_as_inf(values)
-    if arr.size == 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(arr, size=(resamples, arr.size), replace=True), axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(medians, [alpha, 1.0 - alpha], method="inverted_cdf")
-    return float(low), float(high)
-
-
 def _median(values: pd.Series) -> float:
     """Median ignoring NaN; NaN when nothing is left."""
     clean = values.dropna()
@@ -194,14 +186,25 @@ def describe_study(study: Mapping[str, Any]) -> str:
             f"space {study['search_space_hash']}, select {study['select_rule']} (study {study['name']})")
 
 
+def latest_attempts(runs: pd.DataFrame) -> pd.DataFrame:
+    """The latest attempt (highest run id) of each (workload, submission, config, study, seed)."""
+    keys = [k for k in ("workload", "submission", "config_id", "study_id", "seed") if k in runs.columns]
+    return runs.sort_values("run_id").groupby(keys, dropna=False).tail(1)
+
+
 def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str, Any] | None
          ) -> dict[str, Any]:
     workload, submission, config_id, study_id = key
-    finished = group[group["status"].isin(FINISHED_STATUSES)]
-    seeds = len(finished)
-    steps = finished["steps_to_target"].tolist()
+    latest = latest_attempts(group)
+    counted = latest[latest["status"] != "running"]
+    finished = counted[counted["status"].isin(FINISHED_STATUSES)]
+    seeds = len(counted)
+    # a seed whose latest attempt was interrupted or failed counts as a miss (module docstring)
+    steps = finished["steps_to_target"].tolist() + [math.nan] * (seeds - len(finished))
     reached_count = int(finished["steps_to_target"].notna().sum())
-    low, high = bootstrap_median_ci(steps)
+    success_low, success_high = wilson_interval(reached_count, seeds)
+    steps_low, steps_high, steps_level = median_interval(misses_as_inf(steps))
+    valid_low, valid_high, valid_level = median_interval(finished["best_valid"].dropna())
     first = group.iloc[0]
     return {
         "workload": workload,
@@ -214,19 +217,28 @@ def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str
         "direction": first["direction"],
         "target": float(first["target"]),
         "seeds": seeds,
-        "failed": len(group) - seeds,
         "reached": f"{reached_count}/{seeds}",
         "reached_count": reached_count,
         "success": reached_count / seeds if seeds else math.nan,
+        "success_ci_low": success_low,
+        "success_ci_high": success_high,
         "median_steps": median_with_misses(steps),
-        "steps_ci_low": low,
-        "steps_ci_high": high,
+        "steps_ci_low": steps_low,
+        "steps_ci_high": steps_high,
+        "steps_ci_level": steps_level,
         "median_best_valid": _median(finished["best_valid"]),
+        "best_valid_ci_low": valid_low,
+        "best_valid_ci_high": valid_high,
+        "best_valid_ci_level": valid_level,
         "median_final_train": _median(finished["final_train"]),
         "median_final_test": _median(finished["final_test"]),
         "median_train_seconds": _median(finished["train_seconds"]),
         "median_seconds_to_target": median_with_misses(finished["seconds_to_target"].tolist()),
         "diverged": int((finished["status"] == "diverged").sum()),
+        "failed": int((counted["status"] == "failed").sum()),
+        "interrupted": int((counted["status"] == "interrupted").sum()),
+        "running": len(latest) - seeds,
+        "superseded": len(group) - len(latest),
     }
 
 
@@ -283,7 +295,7 @@ def leaderboard(runs: pd.DataFrame, studies: pd.DataFrame | None = None) -> pd.D
 def learning_curves(runs: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """Per (workload, config_id, step): median, min and max over finished seeds of the validation
     metric and of the train loss (columns ``CURVE_COLUMNS``; non-finite values are ignored)."""
-    runs = with_study_ids(runs)
+    runs = latest_attempts(with_study_ids(runs))
     finished = runs[runs["status"].isin(FINISHED_STATUSES)][["run_id", "workload", "config_id", "study_id"]]
     joined = evals.merge(finished, on="run_id", how="inner")
     if joined.empty:

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,9 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.formatting import format_metric, is_accuracy
+from scoring.statistics import CONFIDENCE, FEW_SEEDS
 
-TERMINAL_WIDTH = 100
+TERMINAL_WIDTH = 120
 _ELLIPSIS = "…"
 
 
@@ -34,11 +36,34 @@ def format_steps(value: Any) -> str:
     return "inf" if math.isinf(float(value)) else str(int(round(float(value))))
 
 
-def format_interval(low: Any, high: Any) -> str:
-    """A step interval ``[low, high]``, ``-`` when unknown."""
-    if low is None or high is None or math.isnan(float(low)) or math.isnan(float(high)):
+def _unknown(*values: Any) -> bool:
+    return any(v is None or math.isnan(float(v)) for v in values)
+
+
+def _level_mark(level: Any) -> str:
+    """'*' on an interval below 95% (the widest one few seeds allow; the footer says its level)."""
+    return "" if _unknown(level) or float(level) >= CONFIDENCE - 1e-9 else "*"
+
+
+def format_interval(low: Any, high: Any, level: Any = CONFIDENCE) -> str:
+    """A step interval ``[low, high]`` (``*`` when below 95%), ``-`` when unknown."""
+    if _unknown(low, high):
         return "-"
-    return f"[{format_steps(low)}, {format_steps(high)}]"
+    return f"[{format_steps(low)}, {format_steps(high)}]{_level_mark(level)}"
+
+
+def format_metric_interval(low: Any, high: Any, level: Any, metric: str) -> str:
+    """A metric interval ``[low, high]`` (``*`` when below 95%), ``-`` when unknown."""
+    if _unknown(low, high):
+        return "-"
+    return f"[{format_metric(low, metric)}, {format_metric(high, metric)}]{_level_mark(level)}"
+
+
+def format_fraction_interval(low: Any, high: Any) -> str:
+    """A success-fraction interval in whole percents, ``-`` when unknown."""
+    if _unknown(low, high):
+        return "-"
+    return f"[{format_fraction(low)}, {format_fraction(high)}]"
 
 
 def format_seconds(value: Any) -> str:
@@ -115,39 +140,62 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
 
     Hyper-parameters are listed under each table, one line per configuration.
     """
-    headers = ("#", "submission", "config", "seeds", "reached", "steps", "95% CI steps",
-               "best valid", "final train", "train s", "div", "fail")
+    headers = ("#", "submission", "config", "seeds", "reached", "95% CI", "steps", "95% CI",
+               "best valid", "95% CI", "train s", "div", "inc")
     out: list[str] = []
     for title, rows in sections(board):
         cells = [(str(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
-                  format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high),
+                  format_fraction_interval(r.success_ci_low, r.success_ci_high),
+                  format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high, r.steps_ci_level),
                   format_metric(r.median_best_valid, r.metric),
-                  format_metric(r.median_final_train, r.metric), format_seconds(r.median_train_seconds),
-                  str(r.diverged), str(r.failed)) for r in rows.itertuples()]
+                  format_metric_interval(r.best_valid_ci_low, r.best_valid_ci_high, r.best_valid_ci_level,
+                                         r.metric),
+                  format_seconds(r.median_train_seconds), str(r.diverged), str(r.failed + r.interrupted))
+                 for r in rows.itertuples()]
         out.append(_truncate(f"== {title}: {workload_caption(rows)}", width))
-        out.extend(fixed_width_table(headers, cells, "><<>>><>>>>>", shrinkable=(1, 2), width=width))
+        out.extend(fixed_width_table(headers, cells, "><<>><><><>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
             out.append(_truncate(f"  #{r.rank} {r.config_id}: {r.hparams}", width))
         out.append("")
+    out.extend(textwrap.wrap(" ".join(footer(board)), width))
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def footer(board: pd.DataFrame) -> list[str]:
+    """What the columns and intervals mean, and a warning in words when seeds are few."""
+    lines = ["Medians over seeds, one per seed: its latest attempt (older ones are superseded). A missed "
+             "target counts as inf steps; inc: seeds whose latest attempt was interrupted or failed, counted "
+             "as misses until re-run. 95% CI: success, Wilson score interval; medians, exact order-statistic "
+             "interval (scipy quantile_test); * = [min, max], the widest interval fewer than 6 seeds allow, at "
+             "its exact level (93.8% for 5 seeds, 87.5% for 4)."]
+    few = board[board["seeds"] < FEW_SEEDS]
+    if not few.empty:
+        lines.append(f"{len(few)} of {len(board)} rows have fewer than {FEW_SEEDS} seeds: their intervals "
+                     "are wide, and ranks inside overlapping intervals are not a verdict.")
+    return lines
 
 
 # --- markdown ----------------------------------------------------------------------------------
 
-_FULL_HEADERS = ("Rank", "Submission", "Config", "Hparams", "Seeds", "Failed", "Reached", "Success",
-                 "Median steps", "95% CI steps", "Best valid", "Final train", "Final test",
-                 "Train s", "Time to target (s)", "Diverged")
-_FULL_RIGHT = frozenset({0, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15})
+_FULL_HEADERS = ("Rank", "Submission", "Config", "Hparams", "Seeds", "Reached", "Success", "95% CI success",
+                 "Median steps", "95% CI steps", "Best valid", "95% CI best valid", "Final train",
+                 "Final test", "Train s", "Time to target (s)", "Diverged", "Failed", "Interrupted",
+                 "Running", "Superseded")
+_FULL_RIGHT = frozenset(range(4, len(_FULL_HEADERS)))
 
 
 def full_rows(rows: pd.DataFrame) -> list[list[str]]:
     """Formatted cells of every leaderboard column shown in Markdown and HTML (``_FULL_HEADERS``)."""
     return [[str(r.rank), str(r.submission), str(r.config_id), str(r.hparams), str(r.seeds),
-             str(r.failed), str(r.reached), format_fraction(r.success), format_steps(r.median_steps),
-             format_interval(r.steps_ci_low, r.steps_ci_high),
-             format_metric(r.median_best_valid, r.metric), format_metric(r.median_final_train, r.metric),
+             str(r.reached), format_fraction(r.success),
+             format_fraction_interval(r.success_ci_low, r.success_ci_high), format_steps(r.median_steps),
+             format_interval(r.steps_ci_low, r.steps_ci_high, r.steps_ci_level),
+             format_metric(r.median_best_valid, r.metric),
+             format_metric_interval(r.best_valid_ci_low, r.best_valid_ci_high, r.best_valid_ci_level, r.metric),
+             format_metric(r.median_final_train, r.metric),
              format_metric(r.median_final_test, r.metric), format_seconds(r.median_train_seconds),
-             format_seconds(r.median_seconds_to_target), str(r.diverged)]
+             format_seconds(r.median_seconds_to_target), str(r.diverged), str(r.failed), str(r.interrupted),
+             str(r.running), str(r.superseded)]
             for r in rows.itertuples()]
 
 
@@ -165,9 +213,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 def markdown_report(board: pd.DataFrame) -> str:
     """The leaderboard as a Markdown document, one section per workload."""
-    parts = ["# Leaderboard\n",
-             "Median over finished seeds; a missed target counts as inf steps. "
-             "95% CI: bootstrap of the median (1000 resamples).\n"]
+    parts = ["# Leaderboard\n", " ".join(footer(board)) + "\n"]
     for title, rows in sections(board):
         parts.append(f"## {title}\n")
         parts.append(f"{workload_caption(rows)}\n")
@@ -268,8 +314,7 @@ def html_report(board: pd.DataFrame, pngs: dict[str, bytes]) -> str:
         parts.append("\n".join(section))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>Leaderboard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>Leaderboard</h1>\n"
-            "<p class=\"caption\">Median over finished seeds; a missed target counts as inf steps. "
-            "95% CI: bootstrap of the median (1000 resamples). Curves: median over seeds, band "
+            f"<p class=\"caption\">{html.escape(' '.join(footer(board)))} Curves: median over seeds, band "
             "min&ndash;max.</p>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
 
 

@@ -26,14 +26,37 @@ def test_plan_of_a_single_phase_workload() -> None:
                             "at batch 1280 (micro-batch 64)) on 1 device(s)")
 
 
-def test_config_id_hashes_submission_hparams_knobs_and_budget() -> None:
-    """The row id written before this module existed: sha256 of the canonical JSON, 10 hex digits
-    (results recorded earlier keep their rows)."""
+def test_config_id_hashes_submission_code_hparams_knobs_and_budget() -> None:
+    """The row id: sha256 of the canonical JSON of (name, code hash, hparams, knobs, budget), 10 hex
+    digits."""
     p = plan.build("fashion_mnist_resnet", "nesterov")
-    key = json.dumps({"submission": "nesterov", "hparams": p.hparams, "knobs": p.workload.knobs,
-                      "budget": 117}, sort_keys=True, separators=(",", ":"))
-    assert p.config_id == hashlib.sha256(key.encode()).hexdigest()[:10] == "ce7a3ce920"
+    key = json.dumps({"submission": "nesterov", "source": p.source_hash, "hparams": p.hparams,
+                      "knobs": p.workload.knobs, "budget": 117}, sort_keys=True, separators=(",", ":"))
+    assert p.config_id == hashlib.sha256(key.encode()).hexdigest()[:10]
     assert plan.build("fashion_mnist_resnet", "nesterov", budget=39).config_id != p.config_id
+
+
+def test_an_edited_submission_is_another_row(tmp_path: str) -> None:
+    """Runs of an edited my_sgd.py must not land in the old file's row (issue 13)."""
+    path = f"{tmp_path}/my_sgd.py"
+    code = ('import jax\nDEFAULT_HPARAMS = {"learning_rate": 0.1}\n'
+            'def init(params, hparams, ctx):\n    return ()\n'
+            'def update(grads, state, params, hparams, ctx):\n'
+            '    return jax.tree.map(lambda g: -hparams["learning_rate"] * g, grads), state\n')
+    with open(path, "w") as f:
+        f.write(code)
+    before = plan.build("fashion_mnist_lenet", path)
+    assert before.config_id == plan.build("fashion_mnist_lenet", path).config_id  # stable
+    with open(path, "w") as f:
+        f.write(code.replace("-hparams", "-2 * hparams"))
+    assert plan.build("fashion_mnist_lenet", path).config_id != before.config_id
+    # a built-in's row covers its module, submissions/lib/ and, for a graft, both children
+    from harness import submission_loader
+
+    files = submission_loader.source_files(submission_loader.load("adam_graft_sgd"))
+    names = {f.split("/submissions/")[-1] for f in files}
+    assert {"adam_graft_sgd/submission.py", "adamw/submission.py", "sgd/submission.py",
+            "lib/schedules.py"} <= names
 
 
 def test_budget_scales_the_phases_of_bert() -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from harness import spec, store
-from scoring import aggregate, render
+from scoring import aggregate, render, statistics
 
 REPO = Path(__file__).resolve().parent.parent
 INF = math.inf
@@ -83,8 +83,8 @@ def write_config(conn, workload: str, submission: str, hparams: dict, metric: st
                        final_test=float(frame["test_metric"].iloc[-1]),
                        final_train=float(frame["train_metric"].iloc[-1]),
                        train_seconds=float(frame["train_seconds"].iloc[-1]), compile_seconds=3.2)
-        if run.status == "failed":
-            summary = {"error": "RuntimeError: out of memory"}
+        if run.status in ("failed", "interrupted"):
+            summary = {"error": "RuntimeError: out of memory"} if run.status == "failed" else {}
         rec.finish(run.status, **summary)
     return cid
 
@@ -144,14 +144,34 @@ def test_median_with_misses() -> None:
     assert math.isnan(aggregate.median_with_misses([]))
 
 
-def test_bootstrap_ci() -> None:
-    values = [300, 400, 500, None, 350]
-    low, high = aggregate.bootstrap_median_ci(values)
-    assert (low, high) == aggregate.bootstrap_median_ci(values)  # seeded
-    assert low <= aggregate.median_with_misses(values) <= high
-    assert aggregate.bootstrap_median_ci([7]) == (7.0, 7.0)
-    assert aggregate.bootstrap_median_ci([None, None]) == (INF, INF)
-    assert all(math.isnan(v) for v in aggregate.bootstrap_median_ci([]))
+def test_wilson_interval() -> None:
+    low, high = statistics.wilson_interval(35, 50)  # LARS in Nado et al.: 35 of 50 seeds
+    assert (round(low, 2), round(high, 2)) == (0.56, 0.81)
+    # by hand: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), p = 3/5, z = 1.959964
+    z, n, p = 1.959963984540054, 5, 0.6
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert statistics.wilson_interval(3, 5) == pytest.approx(((centre - half) / (1 + z * z / n),
+                                                              (centre + half) / (1 + z * z / n)))
+    assert all(math.isnan(v) for v in statistics.wilson_interval(0, 0))
+
+
+def test_median_interval_is_between_order_statistics() -> None:
+    # n = 20: the 95% interval of the median is [x(6), x(15)] (binomial(20, 1/2): P(6 <= B <= 14) >= 0.95)
+    values = [float(v) for v in range(1, 21)]
+    assert statistics.median_interval(values) == (6.0, 15.0, 0.95)
+    # misses are inf: the upper end is inf as soon as x(15) is a miss
+    assert statistics.median_interval([100.0] * 10 + [INF] * 10)[:2] == (100.0, INF)
+    # 5 seeds: no pair covers 95%; [min, max] at 1 - 2 / 2^5 = 93.75%
+    assert statistics.median_interval([300, 400, 500, INF, 350]) == (300.0, INF, 0.9375)
+    assert all(math.isnan(v) for v in statistics.median_interval([]))
+
+
+def test_paired_tests() -> None:
+    assert statistics.sign_test([1, 2, 3, 4, 5]) == pytest.approx(2 * 0.5 ** 5)
+    assert statistics.sign_test([1, -1, 0]) == pytest.approx(1.0)  # the tie is dropped
+    assert math.isnan(statistics.sign_test([0, 0]))
+    # Wilcoxon, exact: ranks 1..5 all positive: p = 2 / 2^5
+    assert statistics.wilcoxon_test([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)
 
 
 def test_time_to_target_first_eval_reaching() -> None:
@@ -209,11 +229,13 @@ def test_leaderboard_rows(board: pd.DataFrame, db) -> None:
     adamw = row(board, "adamw")
     assert adamw["config_id"] == ids["adamw"]
     assert adamw["hparams"] == "lr=0.001,weight_decay=0.0001"
-    assert (adamw["seeds"], adamw["failed"], adamw["diverged"]) == (3, 1, 0)
+    # seed 3 still running: not counted yet
+    assert (adamw["seeds"], adamw["running"], adamw["failed"], adamw["diverged"]) == (3, 1, 0, 0)
     assert adamw["reached"] == "3/3" and adamw["success"] == 1.0
+    assert (adamw["success_ci_low"], adamw["success_ci_high"]) == pytest.approx(statistics.wilson_interval(3, 3))
     assert adamw["median_steps"] == 400.0
     assert adamw["median_seconds_to_target"] == pytest.approx(4.0)
-    assert (adamw["steps_ci_low"], adamw["steps_ci_high"]) == (300.0, 500.0)
+    assert (adamw["steps_ci_low"], adamw["steps_ci_high"], adamw["steps_ci_level"]) == (300.0, 500.0, 0.75)
     assert adamw["median_best_valid"] == pytest.approx(0.97 + 0.005 + 0.00001 * 600)
     assert adamw["median_final_test"] == pytest.approx(0.97 + 0.005 + 0.00001 * 600 - 0.002)
     assert adamw["median_final_train"] == pytest.approx(0.97 + 0.005 + 0.00001 * 600 + 0.01)
@@ -221,20 +243,44 @@ def test_leaderboard_rows(board: pd.DataFrame, db) -> None:
 
     sgd = row(board, "sgd")
     assert sgd["reached"] == "2/3" and sgd["success"] == pytest.approx(2 / 3)
-    assert (sgd["seeds"], sgd["failed"], sgd["diverged"]) == (3, 0, 0)
+    assert (sgd["seeds"], sgd["running"], sgd["failed"], sgd["diverged"]) == (3, 0, 0, 0)
     assert sgd["median_steps"] == 600.0
     assert sgd["median_seconds_to_target"] == pytest.approx(6.0)
     assert (sgd["steps_ci_low"], sgd["steps_ci_high"]) == (200.0, INF)
 
     momentum = row(board, "momentum")
-    assert momentum["reached"] == "1/3"
-    assert (momentum["seeds"], momentum["failed"], momentum["diverged"]) == (3, 1, 1)
+    # the failed seed 3 counts as a miss: a crash must not improve a row
+    assert momentum["reached"] == "1/4"
+    assert (momentum["seeds"], momentum["failed"], momentum["diverged"]) == (4, 1, 1)
     assert momentum["median_steps"] == INF
     assert momentum["median_seconds_to_target"] == INF
     assert momentum["steps_ci_low"] == 100.0 and momentum["steps_ci_high"] == INF
 
     for _, r in board.iterrows():
         assert r["steps_ci_low"] <= r["median_steps"] <= r["steps_ci_high"]
+
+
+def test_a_seed_counts_once_by_its_latest_attempt(tmp_path: Path) -> None:
+    """Re-running a seed neither adds a seed nor shifts the median; a killed latest attempt is a miss
+    until the seed is run again to completion (issue 13; the old code counted every finished run)."""
+    path = str(tmp_path / "r.db")
+    conn = store.connect(path)
+    write_config(conn, "w", "rerun", {"lr": 1.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, 300), Spec(1, None), Spec(1, 200)])  # seed 1 again: the latest reaches at 200
+    write_config(conn, "w", "killed", {"lr": 2.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, 100), Spec(1, 100), Spec(1, None, "interrupted", stop=100)])
+    write_config(conn, "w", "resumed", {"lr": 3.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, 100), Spec(1, None, "interrupted", stop=100), Spec(1, 300)])
+    conn.close()
+    with store.ResultsReader(path) as results:
+        board = aggregate.leaderboard(results.runs())
+    rerun, killed, resumed = (row(board, s) for s in ("rerun", "killed", "resumed"))
+    assert (rerun["seeds"], rerun["reached"], rerun["median_steps"], rerun["superseded"]) == (2, "2/2", 250.0, 1)
+    assert (killed["seeds"], killed["reached"], killed["median_steps"]) == (2, "1/2", INF)
+    assert (killed["interrupted"], killed["superseded"]) == (1, 1)
+    assert (resumed["seeds"], resumed["reached"], resumed["interrupted"]) == (2, "2/2", 0)
+    assert resumed["superseded"] == 1
+    assert not math.isnan(killed["best_valid_ci_low"])  # the finished seed still has a best valid
 
 
 def test_leaderboard_sorting(board: pd.DataFrame) -> None:
@@ -284,13 +330,15 @@ def test_learning_curves(db) -> None:
 def test_terminal_table(board: pd.DataFrame) -> None:
     text = render.terminal_table(board)
     lines = text.splitlines()
-    assert max(len(line) for line in lines) <= 100
+    assert max(len(line) for line in lines) <= 120
+    assert "fewer than 20 seeds: their intervals are wide" in " ".join(text.split())
+    assert " adamw " in text and " momentum " in text  # names not cut
     assert "97.00%" in text  # accuracy target as a percent
     assert "3.5000" in text  # loss target as a plain number
     adamw = next(line for line in lines if " adamw " in line)
     assert "3/3" in adamw and "400" in adamw and "[300, 500]" in adamw
     momentum = next(line for line in lines if " momentum " in line)
-    assert "1/3" in momentum and " inf " in momentum
+    assert "1/4" in momentum and " inf " in momentum
     # percents with 2 decimals for accuracy
     best = row(board, "adamw")["median_best_valid"]
     assert f"{100 * best:.2f}%" in adamw
@@ -323,8 +371,9 @@ def test_write_reports(board: pd.DataFrame, db, tmp_path: Path) -> None:
 
     md = Path(f"{out}.md").read_text()
     assert "## mnist" in md and "## wmt" in md
-    assert f"| 1 | adamw | {ids['adamw']} | lr=0.001,weight_decay=0.0001 | 3 | 1 | 3/3 | 100% | 400 |" in md
-    assert f"| 2 | sgd | {ids['sgd']} |" in md and "| 2/3 | 67% | 600 | [200, inf] |" in md
+    assert (f"| 1 | adamw | {ids['adamw']} | lr=0.001,weight_decay=0.0001 | 3 | 3/3 | 100% | [44%, 100%] | "
+            "400 | [300, 500]* |") in md
+    assert f"| 2 | sgd | {ids['sgd']} |" in md and "| 2/3 | 67% | [21%, 94%] | 600 | [200, inf]* |" in md
     assert f"| 3 | momentum | {ids['momentum']} |" in md
 
     page = Path(f"{out}.html").read_text()
