@@ -4,6 +4,8 @@
   python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]
   python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--results=PATH] [--out=JSON]
   python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]
+  python -m scoring compare --workload=W --a=ROW --b=ROW [--results=PATH] [--out=PNG]
+  python -m scoring profile [--time=steps|seconds] [--results=PATH] [--out=PREFIX]
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
 ``error: ...`` on stderr with exit code 2 (harness/cli.py).
@@ -11,19 +13,22 @@ User errors (missing database, unknown workload, unwritable output) are reported
 
 from __future__ import annotations
 
+import pandas as pd
 from absl import flags
 
 from harness import cli
 from harness.errors import UserError
 from harness.store import ResultsReader
-from scoring import aggregate, diagnostics, render, schedule_discovery, study
+from scoring import aggregate, compare, diagnostics, profile, render, schedule_discovery, study
 from workloads import targets
 
-COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study")
+COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
          "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
-         "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]")
+         "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX] | "
+         "python -m scoring compare --workload=W --a=ROW --b=ROW [--out=PNG] | "
+         "python -m scoring profile [--time=steps|seconds] [--out=PREFIX]")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -41,6 +46,11 @@ def define_flags(fv: flags.FlagValues) -> None:
                          flag_values=fv)
     flags.DEFINE_string("study", None, "study: the name of a tuning study (python -m harness tune).",
                         flag_values=fv)
+    flags.DEFINE_string("a", None, "compare: a row (config id, submission, or submission:config).",
+                        flag_values=fv)
+    flags.DEFINE_string("b", None, "compare: the other row.", flag_values=fv)
+    flags.DEFINE_enum("time", "steps", ["steps", "seconds"], "profile: time to target in steps or in "
+                      "training seconds.", flag_values=fv)
     flags.DEFINE_bool("rescore", False,
                       "leaderboard: score every run against its workload's current target in "
                       "reference_results/targets.json (recomputed from the run's evals) instead of the "
@@ -56,10 +66,10 @@ def define_discovery_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
 
 
-def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool = False
-                    ) -> tuple[str, list[str]]:
-    """Score the database at ``results``: (terminal table, paths written). Reads only the database
-    (and, with ``rescore``, the targets file)."""
+def load_board(results: str, workload: str | None = None, rescore: bool = False
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(leaderboard, runs, evals) of the database at `results` (one workload or all). Reads only the
+    database (and, with ``rescore``, the targets file)."""
     with ResultsReader(results) as reader:
         runs = aggregate.select_workload(reader.runs(), workload)
         evals = reader.evals()
@@ -67,9 +77,16 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
     evals = evals[evals["run_id"].isin(runs["run_id"])]
     if rescore:
         runs = aggregate.rescore(runs, evals, targets.current_targets())
-    board = aggregate.leaderboard(runs, studies)
+    return aggregate.leaderboard(runs, studies), runs, evals
+
+
+def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool = False
+                    ) -> tuple[str, list[str]]:
+    """Score the database at ``results``: (terminal table, paths written); the HTML page holds the
+    paired comparisons of adjacent rows and the performance profile."""
+    board, runs, evals = load_board(results, workload, rescore)
     curves = aggregate.learning_curves(runs, evals)
-    paths = render.write_reports(board, curves, out)
+    paths = render.write_reports(board, curves, out, compare.with_rows_above(runs, board), profile.build(board))
     return render.terminal_table(board), paths
 
 
@@ -95,6 +112,20 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         return 0
     if args[0] == "discover-schedule":
         print(run_discover_schedule(fv), end="")
+        return 0
+    if args[0] == "compare":
+        if not (fv.workload and fv.a and fv.b):
+            raise UserError(f"compare needs --workload, --a and --b; usage: {USAGE}")
+        board, runs, _ = load_board(fv.results, fv.workload)
+        result = compare.compare(runs, board, fv.workload, fv.a, fv.b)
+        print(compare.summary(result), end="")
+        print(f"wrote {render.write_file(fv.out or 'results/compare.png', compare.paired_png(result))}")
+        return 0
+    if args[0] == "profile":
+        board, _, _ = load_board(fv.results)
+        scores = profile.build(board, fv.time)
+        print(profile.table(scores), end="")
+        print(f"wrote {render.write_file((fv.out or 'results/profile') + '.png', profile.profile_png(scores))}")
         return 0
     if args[0] == "study":
         if not fv.study:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.formatting import format_metric, is_accuracy
+from scoring import compare, profile
 from scoring.statistics import CONFIDENCE, FEW_SEEDS
 
 TERMINAL_WIDTH = 120
@@ -283,35 +284,67 @@ img { max-width: 100%; }
 """
 
 
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+Cell = str | tuple[str, str]  # text, or (text, href) for a link
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]],
                right: frozenset[int] = frozenset(), mono: frozenset[int] = frozenset()) -> str:
-    """An HTML table with escaped cells; ``right`` columns are numeric, ``mono`` monospace."""
+    """An HTML table with escaped cells; ``right`` columns are numeric, ``mono`` monospace; a
+    (text, href) cell is a link."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
 
-    def cell(i: int, text: str) -> str:
+    def cell(i: int, value: Cell) -> str:
         cls = ' class="num"' if i in right else ' class="hp"' if i in mono else ""
-        return f"<td{cls}>{html.escape(text)}</td>"
+        if isinstance(value, tuple):
+            text, href = value
+            return f'<td{cls}><a href="{html.escape(href)}">{html.escape(text)}</a></td>'
+        return f"<td{cls}>{html.escape(value)}</td>"
 
     body = "\n".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
-def html_report(board: pd.DataFrame, pngs: dict[str, bytes]) -> str:
-    """A self-contained HTML page: inline CSS, a table per workload and tuning budget, and each
-    workload's PNG inlined as base64 after its last table."""
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _comparison_section(key: str, c: compare.Comparison) -> str:
+    title = html.escape(f"{c.a} vs {c.b} ({c.workload}, paired seeds)")
+    return (f'<h3 id="cmp-{html.escape(key)}">{title}</h3>\n<pre>{html.escape(compare.summary(c))}</pre>\n'
+            + _img(compare.paired_png(c), f"paired seeds {c.a} vs {c.b}"))
+
+
+def html_report(board: pd.DataFrame, pngs: dict[str, bytes],
+                comparisons: dict[str, compare.Comparison] | None = None,
+                scores: profile.Profile | None = None) -> str:
+    """A self-contained HTML page: inline CSS, a table per workload and tuning budget (each row
+    linked to its paired comparison with the row above), each workload's curves after its last
+    table, the paired comparisons, and the performance profile across workloads."""
+    comparisons = comparisons or {}
     parts = []
     titled = sections(board)
     for i, (title, rows) in enumerate(titled):
         workload = str(rows.iloc[0]["workload"])
+        cells: list[list[Cell]] = []
+        for record, text_cells in zip(rows.to_dict("records"), full_rows(rows)):
+            key = compare.row_key(record)
+            link: Cell = (f"vs #{record['rank'] - 1}", f"#cmp-{key}") if key in comparisons else "-"
+            cells.append([*text_cells, link])
         section = [f"<h2>{html.escape(title)}</h2>",
                    f'<p class="caption">{html.escape(workload_caption(rows))}</p>',
-                   html_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT, frozenset({3}))]
+                   html_table((*_FULL_HEADERS, "Paired"), cells, _FULL_RIGHT, frozenset({3}))]
         last_of_workload = i + 1 == len(titled) or str(titled[i + 1][1].iloc[0]["workload"]) != workload
         if workload in pngs and last_of_workload:
-            data = base64.b64encode(pngs[workload]).decode("ascii")
-            section.append(f'<img alt="learning curves of {html.escape(workload)}" '
-                           f'src="data:image/png;base64,{data}">')
+            section.append(_img(pngs[workload], f"learning curves of {workload}"))
         parts.append("\n".join(section))
+    if comparisons:
+        parts.append("<h2>Paired comparisons with the row above</h2>")
+        parts.extend(_comparison_section(k, c) for k, c in comparisons.items())
+    if scores is not None:
+        parts.append("<h2>Performance profiles across workloads (AlgoPerf benchmark score)</h2>\n"
+                     f"<pre>{html.escape(profile.table(scores))}</pre>\n"
+                     + _img(profile.profile_png(scores), "performance profiles"))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>Leaderboard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>Leaderboard</h1>\n"
             f"<p class=\"caption\">{html.escape(' '.join(footer(board)))} Curves: median over seeds, band "
@@ -338,8 +371,11 @@ def write_file(path: str, data: bytes) -> str:
     return path
 
 
-def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str) -> list[str]:
-    """Write ``<out>.md``, ``<out>.html`` and ``<out>_<workload>.png`` per workload.
+def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str,
+                  comparisons: dict[str, compare.Comparison] | None = None,
+                  scores: profile.Profile | None = None) -> list[str]:
+    """Write ``<out>.md``, ``<out>.html`` (with the paired comparisons and the profile, if given)
+    and ``<out>_<workload>.png`` per workload.
 
     Creates the parent directory of ``out`` if needed; returns the paths written. Raises UserError
     when a file cannot be written.
@@ -354,5 +390,5 @@ def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str) -> list[s
         paths.append(path)
     md_path, html_path = f"{out}.md", f"{out}.html"
     write_file(md_path, markdown_report(board).encode("utf-8"))
-    write_file(html_path, html_report(board, pngs).encode("utf-8"))
+    write_file(html_path, html_report(board, pngs, comparisons, scores).encode("utf-8"))
     return [md_path, html_path, *paths]
