@@ -135,12 +135,16 @@ def _steps(v: float) -> str:
     return "inf" if math.isinf(v) else str(int(v))
 
 
+def _seeds(c: Comparison) -> str:
+    return f"{len(c.seeds)} paired seed" + ("" if len(c.seeds) == 1 else "s")
+
+
 def summary(c: Comparison) -> str:
     fmt = lambda v: format_metric(v, c.metric)  # noqa: E731
     better, differ = c.a_better
     faster, decided = c.a_faster
     d = c.valid_differences
-    lines = [f"{c.workload}: a = {c.a}, b = {c.b}; {len(c.seeds)} paired seeds", "",
+    lines = [f"{c.workload}: a = {c.a}, b = {c.b}; {_seeds(c)}", "",
              f"{'seed':>6} {'a best valid':>13} {'b best valid':>13} {'a - b':>10} {'a steps':>8} {'b steps':>8}"]
     for s, av, bv, diff, ast, bst in zip(c.seeds, c.a_valid, c.b_valid, d, c.a_steps, c.b_steps):
         shown = "-" if math.isnan(diff) else (f"{100 * diff:+.2f}pp" if is_accuracy(c.metric) else f"{diff:+.4f}")
@@ -151,7 +155,7 @@ def summary(c: Comparison) -> str:
               f"steps to target: a faster on {faster} of {decided} seeds where one was faster; sign test "
               f"p = {c.steps_sign_p:.3g}"]
     if len(c.seeds) < statistics.FEW_SEEDS:
-        lines.append(f"only {len(c.seeds)} paired seeds: the tests have little power; a p-value above 0.05 "
+        lines.append(f"only {_seeds(c)}: the tests have little power; a p-value above 0.05 "
                      "is not evidence that the rows are equal")
     return "\n".join(lines) + "\n"
 
@@ -182,7 +186,7 @@ def paired_png(c: Comparison) -> bytes:
         from matplotlib.ticker import PercentFormatter
 
         ax_valid.yaxis.set_major_formatter(PercentFormatter(1.0))
-    fig.suptitle(f"{c.workload}: {len(c.seeds)} paired seeds (one line per seed)", fontsize="medium")
+    fig.suptitle(f"{c.workload}: {_seeds(c)} (one line per seed)", fontsize="medium")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()

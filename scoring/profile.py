@@ -114,7 +114,7 @@ def profile_png(p: Profile) -> bytes:
 
     taus = np.linspace(1.0, p.tau_max, 301)
     rho = p.rho(taus)
-    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
     ax = fig.subplots()
     for s in p.scores.sort_values(ascending=False).index:
         ax.step(taus, rho.loc[s].to_numpy(), where="post", label=f"{s} (B = {p.scores[s]:.3f})")
@@ -122,7 +122,7 @@ def profile_png(p: Profile) -> bytes:
            ylabel="fraction of workloads within tau", title=f"performance profiles ({p.ratios.shape[1]} "
            f"workload(s), median {p.time} to target)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    fig.legend(fontsize="small", loc="outside right upper")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
