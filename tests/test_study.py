@@ -206,5 +206,7 @@ def test_a_killed_study_resumes_without_repeating_or_missing_a_run(tmp_path: str
     with open(f"{tmp_path}/lb.md") as f:
         markdown = f.read()
     ranked = [line for line in markdown.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
-    # 3 seeds; the interrupted attempt of seed 1 is in the "failed" column (counting attempts: issue 13)
-    assert len(ranked) == 1 and "(study resume)" in ranked[0] and "| 3 | 1 |" in ranked[0]
+    # 3 seeds; the interrupted attempt of seed 1 is superseded by its re-run (the last column)
+    cells = [c.strip() for c in ranked[0].strip("|").split("|")]
+    assert len(ranked) == 1 and "(study resume)" in cells[3] and cells[4] == "3"
+    assert cells[-5:] == ["0", "0", "0", "0", "1"]  # diverged, failed, interrupted, running, superseded
