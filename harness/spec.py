@@ -249,8 +249,10 @@ class Workload(Protocol):
         """Shapes and dtypes (jax.ShapeDtypeStruct) of a training batch of `batch_size` examples
         of phase `phase`: what the harness compiles the training step for, without data."""
 
-    def train_batches(self, data: Any, seed: int, phase: int = 0) -> Iterator[Batch]:
-        """Endless iterator of training batches of phase `phase` (numpy or jax arrays).
+    def train_batches(self, data: Any, seed: int, phase: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Endless iterator of training batches of phase `phase` (numpy or jax arrays), from the
+        `start`-th batch of the phase on (a run resumed from a checkpoint): the same batches, in the
+        same order, as the iterator from 0 after `start` batches.
 
         Each yields this process's share of the global batch: global_batch_size // process_count
         examples (all of it on one host), the order a function of (seed, process_index) only.
