@@ -138,7 +138,7 @@ class Sweep:
         if options.diagnostics_every < 0:
             raise UserError(f"--diagnostics_every must be >= 0 (0: never record), got "
                             f"{options.diagnostics_every}")
-        store.check_writable(options.results)
+        store.check_results(options.results)
         if options.tensorboard_dir is not None:
             tensorboard.check(options.tensorboard_dir)
         self.plan, self.options = plan, options

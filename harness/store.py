@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -118,29 +120,102 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def check_writable(path: str) -> None:
-    """Raise UserError unless a database can be created or opened for writing at `path`."""
+#: PRAGMA application_id of a results database ("LBB1"): what tells it from any other SQLite file.
+APPLICATION_ID = 0x4C424231
+#: The tables (with a few of their columns) by which a database written before the id was stamped
+#: is still recognised as the suite's.
+_SUITE_COLUMNS = {"runs": {"run_id", "config_id", "seed", "status", "best_valid"},
+                  "evals": {"run_id", "step", "valid_metric"}}
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Seconds a writer waits for a lock held by another process, after saying so.
+LOCK_WAIT_SECONDS = 600.0
+
+
+def _uri(path: str, mode: str) -> str:
+    """A `file:` URI of `path` with every special character escaped (#, ?, %, spaces)."""
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + f"?mode={mode}"
+
+
+def _identify(conn: sqlite3.Connection, path: str) -> str:
+    """'suite' (stamped), 'legacy' (the suite's tables, written before the stamp) or 'empty'; a
+    UserError naming the fix for a damaged or a foreign database."""
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"results database {path} cannot be read ({e}); pass --results=OTHER.db") from None
+    if check != "ok":
+        raise UserError(f"results database {path} is damaged (quick_check: {check}); restore it from a copy "
+                        "or pass --results=OTHER.db") from None
+    if app_id == APPLICATION_ID:
+        return "suite"
+    if app_id != 0:
+        raise UserError(f"{path} is an SQLite database of another program (application_id {app_id:#x}); "
+                        "pass --results=OTHER.db")
+    ours = all(t in tables and cols <= {r[1] for r in conn.execute(f"PRAGMA table_info({t})")}
+               for t, cols in _SUITE_COLUMNS.items())
+    if ours:
+        return "legacy"
+    if tables - {"sqlite_sequence"}:
+        raise UserError(f"{path} holds another program's tables ({', '.join(sorted(tables))}), not results of "
+                        "this suite; pass --results=OTHER.db")
+    return "empty"
+
+
+def check_results(path: str) -> None:
+    """Before anything is compiled or written: a results database can be created at `path`, or
+    the file there is one (SQLite, not damaged, the suite's or empty). Reads only; one-line
+    UserErrors naming the fix."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise UserError(f"results path {path} is a directory; pass a file such as {path}/results.db")
-    if os.path.exists(path):
-        if not os.access(path, os.W_OK):
-            raise UserError(f"results database {path} is not writable; fix its permissions or pass "
-                            "--results=OTHER.db")
-    elif not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise UserError(f"cannot create results database {path}: directory {directory} does not exist "
-                        "or is not writable; create it or pass --results=OTHER.db")
+    if not os.path.exists(path):
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise UserError(f"cannot create results database {path}: directory {directory} does not exist "
+                            "or is not writable; create it or pass --results=OTHER.db")
+        return
+    if not os.path.isfile(path):
+        raise UserError(f"results path {path} is not a regular file; pass --results=FILE.db")
+    if not os.access(path, os.W_OK) or not os.access(directory, os.W_OK):
+        raise UserError(f"results database {path} is not writable (nor its directory, for SQLite's "
+                        "journal); fix the permissions or pass --results=OTHER.db")
+    if os.path.getsize(path) == 0:
+        return
+    with open(path, "rb") as f:
+        if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise UserError(f"{path} is not an SQLite database; pass --results=OTHER.db (the harness creates it)")
+    conn = sqlite3.connect(_uri(path, "ro"), uri=True)
+    try:
+        _identify(conn, path)
+    finally:
+        conn.close()
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """Open (creating if needed) the results database in WAL mode."""
-    conn = sqlite3.connect(path, timeout=30.0)
+    """Open (creating if needed) the results database in WAL mode: checked first (check_results),
+    stamped with APPLICATION_ID, brought up to SCHEMA. A lock held by another process is waited
+    for (LOCK_WAIT_SECONDS), after a line on stderr saying so."""
+    check_results(path)
+    conn = sqlite3.connect(path, timeout=1.0)
     conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.rollback()
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):
+            raise
+        print(f"waiting for {path}: another process holds its lock (at most {LOCK_WAIT_SECONDS:.0f} s)",
+              file=sys.stderr, flush=True)
+        conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
+    _identify(conn, path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}")
     conn.executescript(SCHEMA)
     _add_missing_columns(conn)
     conn.executescript(INDEXES)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.commit()
     return conn
 
@@ -159,11 +234,25 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 
 
 def open_readonly(path: str) -> sqlite3.Connection:
+    """The results database at `path`, read-only (never created, never written), identified as
+    the suite's (an empty one too)."""
+    if os.path.isdir(path):
+        raise UserError(f"results path {path} is a directory; pass --results=FILE.db")
     if not os.path.exists(path):
         raise UserError(f"results database {path} does not exist; run `python -m harness run ...` "
                         "first or pass --results=PATH")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise UserError(f"{path} is not an SQLite database; pass --results=PATH of a database written by "
+                        "the harness")
+    conn = sqlite3.connect(_uri(path, "ro"), uri=True)
     conn.row_factory = sqlite3.Row
+    try:
+        _identify(conn, path)
+    except UserError:
+        conn.close()
+        raise
     return conn
 
 

@@ -133,3 +133,108 @@ def test_process_scoring_bad_flag_does_not_load_jax() -> None:
                                                     "see --help")
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "import time:" in line}
     assert "scoring.aggregate" in imported and not {"jax", "flax", "tensorflow"} & imported
+
+
+# --- the results file is checked before anything compiles ---------------------------------------------
+
+
+def _damaged_copy(results_db: str, tmp_path: str) -> str:
+    """A copy of a real results database whose second page (header and cells) is overwritten."""
+    path = os.path.join(tmp_path, "damaged.db")
+    shutil.copy(results_db, path)
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(path, "r+b") as f:
+        f.seek(page)
+        f.write(b"\xde\xad\xbe\xef" * (page // 4))
+    return path
+
+
+def _foreign(tmp_path: str, kind: str) -> str:
+    import sqlite3
+
+    path = os.path.join(tmp_path, f"{kind}.db")
+    if kind == "random bytes":
+        with open(path, "wb") as f:
+            f.write(os.urandom(4096))
+        return path
+    conn = sqlite3.connect(path)
+    if kind == "foreign runs table":
+        conn.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+    elif kind == "unrelated tables":
+        conn.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    elif kind == "other application":
+        conn.execute("PRAGMA application_id = 1234")
+        conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("random bytes", "is not an SQLite database"),
+    ("foreign runs table", "holds another program's tables (runs)"),
+    ("unrelated tables", "holds another program's tables (invoices)"),
+    ("other application", "of another program (application_id 0x4d2)"),
+])
+def test_foreign_results_files_are_refused_untouched(kind: str, expected: str, tmp_path: str,
+                                                    main_in_process: Callable[..., Result]) -> None:
+    path = _foreign(str(tmp_path), kind)
+    before = file_digest(path)
+    assert_one_line_error(main_in_process("harness", *harness_run(path, [])), expected)
+    assert file_digest(path) == before and sorted(os.listdir(tmp_path)) == [os.path.basename(path)]
+    board = main_in_process("scoring", "leaderboard", f"--results={path}", f"--out={tmp_path}/lb")
+    assert board.returncode == 2 and file_digest(path) == before
+
+
+def test_a_damaged_results_file_is_refused(results_db: str, tmp_path: str,
+                                           main_in_process: Callable[..., Result]) -> None:
+    path = _damaged_copy(results_db, str(tmp_path))
+    before = file_digest(path)
+    result = main_in_process("harness", *harness_run(path, []))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "damaged" in result.stderr or "cannot be read" in result.stderr, result.stderr
+    assert file_digest(path) == before
+
+
+def test_dev_null_is_not_a_results_file(main_in_process: Callable[..., Result]) -> None:
+    assert_one_line_error(main_in_process("harness", *harness_run("/dev/null", [])), "not a regular file")
+    assert not os.path.exists("/dev/null-journal")
+
+
+def test_special_characters_in_the_results_path(results_db: str, tmp_path: str,
+                                                main_in_process: Callable[..., Result]) -> None:
+    """scoring opened another file for a path with # or ? (an unescaped file: URI)."""
+    path = os.path.join(tmp_path, "r#1?x=2.db")
+    shutil.copy(results_db, path)
+    result = main_in_process("scoring", "leaderboard", f"--results={path}", f"--out={tmp_path}/out/lb")
+    assert result.returncode == 0, result.stderr
+    assert "fashion_mnist_resnet" in result.stdout
+    # no stray file (SQLite's own -wal/-shm beside the database are its WAL mode's)
+    assert set(os.listdir(tmp_path)) <= {"out", "r#1?x=2.db", "r#1?x=2.db-wal", "r#1?x=2.db-shm"}
+
+
+def test_a_locked_database_is_waited_for(results_db: str, tmp_path: str, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    import sqlite3
+    import threading
+
+    from harness import store
+
+    path = os.path.join(tmp_path, "locked.db")
+    shutil.copy(results_db, path)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    opened: list[object] = []
+    thread = threading.Thread(target=lambda: opened.append(store.connect(path)))
+    thread.start()
+    thread.join(timeout=3)
+    assert thread.is_alive() and not opened  # waiting, not failing
+    holder.rollback()
+    holder.close()
+    thread.join(timeout=30)
+    assert opened and "another process holds its lock" in capsys.readouterr().err

@@ -54,9 +54,9 @@ def test_describe_config() -> None:
     assert describe_config(named.drop("config_label")) == "a=1"  # databases before the column
 
 
-def test_check_writable(tmp_path: str) -> None:
-    store.check_writable(f"{tmp_path}/new.db")
+def test_check_results(tmp_path: str) -> None:
+    store.check_results(f"{tmp_path}/new.db")
     with pytest.raises(UserError, match="is a directory"):
-        store.check_writable(str(tmp_path))
+        store.check_results(str(tmp_path))
     with pytest.raises(UserError, match="does not exist or is not writable"):
-        store.check_writable(f"{tmp_path}/missing/dir/r.db")
+        store.check_results(f"{tmp_path}/missing/dir/r.db")
