@@ -9,17 +9,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from absl import flags
 
-from harness import cli
+from harness import audit, cli
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # the commands import JAX when they run, not when flags are parsed
     from harness.runner import RunOptions
 
 COMMANDS = ("run", "tune", "list", "discover-schedule")
+#: The flags of `run` that `tune` does not take.
+RUN_ONLY_FLAGS = ("seeds", "many_seeds", "rerun", "run_ids_file")
 #: The flags of `tune` besides those of `run` (harness/study.py).
 TUNE_FLAGS = ("trials", "max_trials", "search_space", "study", "study_seed", "confirm_seeds", "select", "studies")
 
@@ -37,7 +40,9 @@ def define_flags(fv: flags.FlagValues) -> None:
            "<config>.json, e.g. config_a; for M#D also its children's, as M./D.): hparams and knobs "
            "from a paper; --hparams/--knobs override its keys.")
     string("knobs", None, "Workload knobs (label_smoothing, gamma0, ...): JSON or file.")
-    string("seeds", "0", "Seeds: 0-4, 0,3,7 or a mix.")
+    string("seeds", "0", "Seeds: 0-4, 0,3,7 or a mix; distinct ints in [0, 2^31).")
+    flags.DEFINE_bool("many_seeds", False, f"run: allow --seeds of more than {cli.MANY_SEEDS:,} seeds.",
+                      flag_values=fv)
     flags.DEFINE_integer("budget", None, "Override the workload's step budget (recorded with the run).",
                          flag_values=fv)
     string("results", "results/results.db", "SQLite results database.")
@@ -49,6 +54,19 @@ def define_flags(fv: flags.FlagValues) -> None:
                          flag_values=fv)
     string("tensorboard_dir", None, "run: also write each run's evaluations (and diagnostics) as a "
            "TensorBoard log under this directory (needs the tensorboard extra; see harness/tensorboard.py).")
+    flags.DEFINE_integer("checkpoint_every", None, "Checkpoint each run at the first evaluation at least this "
+                         "many steps after the last checkpoint (orbax; the latest is kept, removed when the run "
+                         "ends); re-running the same command resumes an interrupted run from it, bit for bit. "
+                         "0: never; default: the workload's (full-scale workloads: every evaluation, CPU ones: "
+                         "never).",
+                         flag_values=fv)
+    string("checkpoint_dir", None, "Where checkpoints go (default: next to --results, e.g. "
+           "results/results.checkpoints).")
+    flags.DEFINE_bool("rerun", False, "run: run seeds again whose latest attempt of this row already finished "
+                      "(default: they are skipped, so that the same command continues a sweep).", flag_values=fv)
+    flags.DEFINE_float("divergence_factor", 100.0, "End a run as diverged when its mean training loss between "
+                       "evaluations exceeds this multiple of its first (finite losses of 1e7 are divergence too); "
+                       "0: only non-finite losses.", flag_values=fv)
     string("run_ids_file", None, "run: append one line per recorded run, `run_id<TAB>seed<TAB>status`, "
            "to this file (for scripts).")
     flags.DEFINE_bool("progress", None, "Show a progress bar per run (default: when stderr is a terminal).",
@@ -83,12 +101,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("process_id", None, "With --distributed: index of this process.", flag_values=fv)
 
 
-def _run_options(fv: flags.FlagValues, seeds: tuple[int, ...]) -> RunOptions:
+def _run_options(fv: flags.FlagValues, seeds: Sequence[int]) -> RunOptions:
     from harness.runner import RunOptions
 
     return RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir, stop_at_target=fv.stop_at_target,
                       progress=cli.progress_default(fv.progress), diagnostics_every=fv.diagnostics_every,
-                      tensorboard_dir=fv.tensorboard_dir)
+                      tensorboard_dir=fv.tensorboard_dir, checkpoint_every=fv.checkpoint_every,
+                      checkpoint_dir=fv.checkpoint_dir, rerun=fv.rerun, divergence_factor=fv.divergence_factor)
 
 
 def _tune(fv: flags.FlagValues) -> None:
@@ -103,12 +122,13 @@ def _tune(fv: flags.FlagValues) -> None:
         search_space=fv.search_space, hparams=cli.parse_json_mapping(fv.hparams, "hparams", allow_list=True),
         config=fv.config, knobs=cli.parse_json_mapping(fv.knobs, "knobs"), budget=fv.budget, study=fv.study,
         study_seed=fv.study_seed, confirm_seeds=fv.confirm_seeds, select=fv.select, studies=fv.studies)
-    study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv))
+    with audit.protecting(fv.data_dir, fv.results):
+        study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv))
 
 
 def _run(fv: flags.FlagValues) -> None:
     from harness import plan
-    from harness.runner import run_sweep
+    from harness.runner import raise_if_failed, run_sweep
 
     if fv.distributed:
         from harness import distributed
@@ -117,18 +137,21 @@ def _run(fv: flags.FlagValues) -> None:
         raise UserError("--submission is required for `run`")
     hparams = cli.parse_json_mapping(fv.hparams, "hparams", allow_list=True)
     knobs = cli.parse_json_mapping(fv.knobs, "knobs")
-    options = _run_options(fv, tuple(cli.parse_seeds(fv.seeds)))
-    run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
-                          budget=fv.budget)
-    if run_plan.config is not None:
-        print(f"config {run_plan.config.name}: {run_plan.config.source}", flush=True)
-    summaries = run_sweep(run_plan, options)
+    # checked before anything is loaded or compiled (ranges, never materialised)
+    options = _run_options(fv, cli.parse_seeds(fv.seeds, many=fv.many_seeds))
+    with audit.protecting(fv.data_dir, fv.results):  # the submission may not open them (harness/audit.py)
+        run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
+                              budget=fv.budget)
+        if run_plan.config is not None:
+            print(f"config {run_plan.config.name}: {run_plan.config.source}", flush=True)
+        summaries = run_sweep(run_plan, options)
     if fv.run_ids_file:
         try:
             with open(fv.run_ids_file, "a") as f:
                 f.writelines(f"{s.run_id}\t{s.seed}\t{s.status}\n" for s in summaries)
         except OSError as e:
             raise UserError(f"cannot write --run_ids_file={fv.run_ids_file}: {e.strerror or e}") from None
+    raise_if_failed(summaries)
 
 
 def _list() -> None:
@@ -155,6 +178,11 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         given = [name for name in TUNE_FLAGS if fv[name].present]
         if given:
             raise UserError(f"--{given[0]} is a flag of `tune`, not of `{argv[1]}`")
+    else:
+        given = [name for name in RUN_ONLY_FLAGS if fv[name].present]
+        if given:
+            raise UserError(f"--{given[0]} is a flag of `run`, not of `tune` (a study chooses its seeds: "
+                            "--study_seed, --confirm_seeds)")
     if argv[1] == "run":
         _run(fv)
     elif argv[1] == "tune":

@@ -6,7 +6,9 @@ A configuration reproduces a setting from a paper (Nado et al. Table 6 Configura
      "hparams": {...} or [{phase 1}, {phase 2}], "knobs": {...}, "notes": "..."}
 
 `python -m harness run --submission=S --config=NAME` uses it; --hparams and --knobs given as well
-override single keys of it.
+override single keys of it. A file whose fields have other JSON types ("knobs": [1, 2], an hparam
+that is null or a list, an unknown field) or whose hparams the submission does not have (or of
+another type than its default) is a one-line UserError naming the file and the key.
 
 A grafted submission M#D (harness/submission_loader.py) without a config of that name takes its
 children's: M's configs/NAME.json with every hparam prefixed ``M.``, D's prefixed ``D.`` (either or
@@ -24,6 +26,7 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.formatting import compact_hparams, compact_pairs
+from harness.hparams import TYPES, validate_hparams
 from harness.submission_loader import Submission
 
 FIELDS = frozenset({"workload", "source", "hparams", "knobs", "notes"})
@@ -40,18 +43,72 @@ class NamedConfig:
 
 
 def _read(path: str) -> NamedConfig:
+    """The config file at `path`, its fields checked for their JSON types (UserError naming the
+    file and the field or key): what the hparams mean for a submission is checked by load_config."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             raw = json.load(f)
     except json.JSONDecodeError as e:
         raise UserError(f"config {path}: cannot parse: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"config {path}: cannot read it: {getattr(e, 'strerror', None) or e}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("workload"), str):
         raise UserError(f"config {path} must be a JSON object with a \"workload\" name and \"hparams\"")
     unknown = set(raw) - FIELDS
     if unknown:
-        raise UserError(f"config {path}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise UserError(f"config {path}: unknown field(s) {', '.join(sorted(unknown))}; "
+                        f"the fields of a config are {', '.join(sorted(FIELDS))}")
+    for field in ("source", "notes"):
+        if not isinstance(raw.get(field, ""), str):
+            raise UserError(f"config {path}: \"{field}\" must be a string, got {json.dumps(raw[field])}")
+    hparams = raw.get("hparams", {})
+    _check_hparams_field(path, hparams)
+    knobs = raw.get("knobs", {})
+    _check_knobs_field(path, knobs)
     return NamedConfig(os.path.splitext(os.path.basename(path))[0], os.path.abspath(path), raw["workload"],
-                       str(raw.get("source", "")), raw.get("hparams", {}), dict(raw.get("knobs", {})))
+                       raw.get("source", ""), hparams, dict(knobs))
+
+
+def _check_hparams_field(path: str, hparams: Any) -> None:
+    """UserError unless "hparams" is an object, or a list of objects (one per phase), whose
+    values are each a bool, number or string (null, lists and objects are no hyperparameter)."""
+    phases: list[tuple[int | None, dict[str, Any]]]
+    if isinstance(hparams, dict):
+        phases = [(None, hparams)]
+    elif isinstance(hparams, list) and hparams and all(isinstance(h, dict) for h in hparams):
+        phases = list(enumerate(hparams))
+    else:
+        raise UserError(f"config {path}: \"hparams\" must be a JSON object of hyperparameters, or a list "
+                        f"of such objects with one per phase; got {json.dumps(hparams)[:60]}")
+    for k, mapping in phases:
+        where = "\"hparams\"" if k is None else f"\"hparams\"[{k}]"
+        for key, value in mapping.items():
+            if not isinstance(value, TYPES):
+                raise UserError(f"config {path}: {where} key {key!r} is {json.dumps(value)[:60]}; a "
+                                "hyperparameter is a bool, number or string (per-phase values: make "
+                                "\"hparams\" a list of objects, one per phase)")
+
+
+def _check_knobs_field(path: str, knobs: Any) -> None:
+    """UserError unless "knobs" is an object of knob names to numbers."""
+    if not isinstance(knobs, dict):
+        raise UserError(f"config {path}: \"knobs\" must be a JSON object of knob names to numbers, "
+                        f"got {json.dumps(knobs)[:60]}")
+    for key, value in knobs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config {path}: \"knobs\" key {key!r} is {json.dumps(value)[:60]}; "
+                            "a knob is a number")
+
+
+def _check_against_defaults(named: NamedConfig, submission: Submission) -> None:
+    """UserError naming the config file(s) for an hparam `submission` does not have or of another
+    type than its default (harness.hparams.validate_hparams, which the run repeats on the merge
+    with --hparams; here the error can still name the file)."""
+    for mapping in named.hparams if isinstance(named.hparams, list) else [named.hparams]:
+        try:
+            validate_hparams(mapping, submission.defaults, submission.name)
+        except UserError as e:
+            raise UserError(f"config {named.path}: {e}") from None
 
 
 def _find(submission: Submission, name: str) -> NamedConfig | None:
@@ -109,17 +166,20 @@ def known_names(submission: Submission) -> list[str]:
 
 def load_config(submission: Submission, name_or_path: str) -> NamedConfig:
     """The configuration `name_or_path` (a name in the submission's configs/, or in its children's
-    for a graft, or a .json path)."""
+    for a graft, or a .json path), its hparams known to the submission and of their defaults' types
+    (UserError naming the file)."""
     if name_or_path.endswith(".json"):
         if not os.path.isfile(name_or_path):
             raise UserError(f"config file {name_or_path} does not exist; pass a config name of "
                             f"{submission.name} ({', '.join(known_names(submission)) or 'none'}) or a path")
-        return _read(name_or_path)
-    found = _find(submission, name_or_path)
+        found: NamedConfig | None = _read(name_or_path)
+    else:
+        found = _find(submission, name_or_path)
     if found is None:
         known = ", ".join(known_names(submission)) or "none"
         raise UserError(f"unknown config {name_or_path!r} for submission {submission.name} (known: {known}); "
                         "pass a name from its configs/ directory or a path to a .json file")
+    _check_against_defaults(found, submission)
     return found
 
 

@@ -13,3 +13,8 @@ class UserError(Exception):
 
 class DataError(UserError):
     """Missing or corrupt dataset files."""
+
+
+class SeedsFailed(Exception):
+    """Some seeds of a sweep failed (recorded as such with their tracebacks); the others ran.
+    Entry points report it as one line and exit 1."""

@@ -1,5 +1,7 @@
-"""Validation of user-given hyperparameters against a submission's DEFAULT_HPARAMS, and which of
-them are traced in the compiled step (harness/spec.py: "Static and traced hyperparameters")."""
+"""Validation of a submission's DEFAULT_HPARAMS (their types) and of user-given hyperparameters
+against them, and which of them are traced in the compiled step (harness/spec.py: "Static and
+traced hyperparameters"). Whether a value is valid for the update rule (a learning rate >= 0, a
+momentum in [0, 1)) is the submission's to say: its check_hparams (submissions/lib/valid_ranges.py)."""
 
 from __future__ import annotations
 
@@ -10,24 +12,48 @@ from typing import Any
 
 from harness.errors import UserError
 
+#: The types of a hyperparameter (harness/spec.py: ``DEFAULT_HPARAMS: dict[str, float | int | bool
+#: | str]``): the types `validate_hparams` converts given values to, and the scalars a compiled
+#: step takes as static or traced arguments.
+TYPES = (bool, int, float, str)
+
+
+def check_defaults(defaults: Mapping[Any, Any], where: str) -> None:
+    """UserError (one line naming `where`, e.g. ``submission path/to/mine.py``, and the key) unless
+    every key of a DEFAULT_HPARAMS is a string and every value a bool, int, finite float or str.
+
+    A list (one value per phase) or None is not a default: per-phase values are given with
+    --hparams as a list of mappings, and every hparam has a value of one type (_coerce).
+    """
+    for name, value in defaults.items():
+        if not isinstance(name, str):
+            raise UserError(f"{where}: DEFAULT_HPARAMS has the key {name!r} ({type(name).__name__}); "
+                            "name every hyperparameter with a string")
+        if not isinstance(value, TYPES):
+            raise UserError(f"{where}: DEFAULT_HPARAMS[{name!r}] is {value!r} ({type(value).__name__}); "
+                            "a default must be a bool, int, float or str (per-phase values go in "
+                            "--hparams as a list of objects)")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{where}: DEFAULT_HPARAMS[{name!r}] is {value!r}; a default must be finite")
+
 
 def _coerce(name: str, value: Any, default: Any, submission: str) -> Any:
     """``value`` converted to the type of ``default``, or UserError (one line)."""
     is_bool = isinstance(value, bool)
     convert: Callable[[Any], Any]
     if isinstance(default, bool):
-        ok, kind, convert = is_bool, "bool (true/false)", bool
+        ok, kind, convert = is_bool, "a bool (true/false)", bool
     elif isinstance(default, int):
-        ok, kind, convert = not is_bool and isinstance(value, numbers.Integral), "integer", int
+        ok, kind, convert = not is_bool and isinstance(value, numbers.Integral), "an integer", int
     elif isinstance(default, float):
-        ok, kind, convert = not is_bool and isinstance(value, numbers.Real), "number", float
+        ok, kind, convert = not is_bool and isinstance(value, numbers.Real), "a number", float
     elif isinstance(default, str):
-        ok, kind, convert = isinstance(value, str), "string", str
-    else:
+        ok, kind, convert = isinstance(value, str), "a string", str
+    else:  # not a default check_defaults lets through (the loader calls it on every submission)
         raise TypeError(f"default of hparam {name!r} of {submission} has unsupported type "
                         f"{type(default).__name__}")
     if not ok:
-        raise UserError(f"hparam {name!r} of submission {submission} must be a {kind} like its "
+        raise UserError(f"hparam {name!r} of submission {submission} must be {kind} like its "
                              f"default {default!r}, got {value!r} ({type(value).__name__})")
     value = convert(value)
     if isinstance(value, float) and not math.isfinite(value):

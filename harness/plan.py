@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from harness import configs, parallel, store
+from harness import audit, configs, parallel, store
 from harness import submission_loader as loader
 from harness.errors import UserError
 from harness.formatting import describe_phases
@@ -78,11 +78,12 @@ class RunPlan:
         validated = validate_phase_hparams(given, sub.defaults, sub.name, [p.name for p in phases])
         plans = tuple(PhasePlan(old.phase, hp, old.ctx, *split_static(hp, sub.defaults, sub.static_hparams))
                       for old, hp in zip(self.phases, validated))
-        for new, old in zip(plans, self.phases):
-            check_hparams(sub, new.hparams, new.ctx)
-            if check_program and (new.static != old.static or not old.hparams):
-                check_submission(sub.name, sub.init, sub.update, self.abstract_params, new.hparams,
-                                 new.ctx, traced=new.traced)
+        with loader.guard(sub):  # the submission's code runs here (harness/audit.py)
+            for new, old in zip(plans, self.phases):
+                check_hparams(sub, new.hparams, new.ctx)
+                if check_program and (new.static != old.static or not old.hparams):
+                    check_submission(sub.name, sub.init, sub.update, self.abstract_params, new.hparams,
+                                     new.ctx, traced=new.traced)
         label = (configs.label(named.name, _given_validated(hparams_set, validated), self.knobs_set)
                  if named is not None else None)
         return dataclasses.replace(self, phases=plans, hparams_given=given, config_label=label,
@@ -161,8 +162,9 @@ class RunPlan:
         """The train state as shapes, replicated over the mesh (the optimizer state of phase 0's
         init: a later phase's next_phase returns a state of the same structure)."""
         first = self.phases[0]
-        opt_state = jax.eval_shape(lambda p: self.submission.init(p, first.hparams, first.ctx),
-                                   self.abstract_params)
+        with loader.guard(self.submission):
+            opt_state = jax.eval_shape(lambda p: self.submission.init(p, first.hparams, first.ctx),
+                                       self.abstract_params)
         rep = parallel.replicated(self.mesh)
         return jax.tree.map(
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep, weak_type=s.weak_type),
@@ -192,9 +194,10 @@ class RunPlan:
         """jit_train_step compiled ahead of time from shapes alone (no data, nothing allocated)."""
         rng = jax.eval_shape(lambda: jax.random.PRNGKey(0))
         traced = {name: jax.ShapeDtypeStruct((), traced_dtype()) for name in self.phases[k].traced}
-        return self.jit_train_step(k, diagnostics=diagnostics, unroll=unroll, donate=donate).lower(
-            self.abstract_state(), self.abstract_batch(k, batch_size), rng,
-            jax.ShapeDtypeStruct((), np.int32), traced).compile()
+        with loader.guard(self.submission):  # tracing runs the submission's update
+            return self.jit_train_step(k, diagnostics=diagnostics, unroll=unroll, donate=donate).lower(
+                self.abstract_state(), self.abstract_batch(k, batch_size), rng,
+                jax.ShapeDtypeStruct((), np.int32), traced).compile()
 
 
 def scaled_phases(phases: tuple[Phase, ...], budget: int | None) -> tuple[Phase, ...]:
@@ -205,8 +208,9 @@ def scaled_phases(phases: tuple[Phase, ...], budget: int | None) -> tuple[Phase,
     """
     if budget is None:
         return phases
-    if budget <= 0:
-        raise UserError(f"--budget must be a positive number of steps, got {budget}")
+    if not 1 <= budget <= np.iinfo(np.int32).max:  # the step counter is an int32 (the submission's `update`)
+        raise UserError(f"--budget must be a positive number of steps, at most {np.iinfo(np.int32).max} "
+                        f"(2^31 - 1: steps are counted in int32), got {budget}")
     if budget < len(phases):
         raise UserError(f"--budget={budget} is smaller than the number of phases ({len(phases)}); "
                         "give at least one step per phase")
@@ -227,6 +231,8 @@ def check_hparams(sub: loader.Submission, hparams: Mapping[str, Any], ctx: Submi
         sub.check_hparams(hparams, ctx)
     except UserError:
         raise
+    except SystemExit as e:
+        raise audit.exit_error(sub.name, "in check_hparams(hparams, ctx)", e) from None
     except Exception as e:  # user code: any other failure is reported as one line too
         raise UserError(f"submission {sub.name}: check_hparams(hparams, ctx) raised "
                         f"{type(e).__name__}: {e}") from None

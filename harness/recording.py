@@ -8,6 +8,7 @@ reached the workload's target in its direction (scoring/aggregate.py states the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,14 +38,36 @@ class Outcome:
     final_train: float | None = None
     final_valid: float | None = None
     final_test: float | None = None
+    first_train_loss: float | None = None  # the mean training loss at the first evaluation
+    last_train_loss: float | None = None
 
     @property
     def reached(self) -> bool:
         return self.steps_to_target is not None
 
+    def loss_diverged(self, factor: float) -> bool:
+        """Whether the latest mean training loss exceeds `factor` times the first (0: never): a
+        divergence that stays finite (SGD on pydocs_bert reached losses of 4e7)."""
+        first, last = self.first_train_loss, self.last_train_loss
+        return bool(factor) and first is not None and last is not None and last > factor * abs(first)
+
+    def progress(self) -> dict[str, Any]:
+        """The fields a checkpoint keeps (harness/checkpoints.py): all but direction and target."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("direction", "target")}
+
+    def restore(self, progress: Mapping[str, Any]) -> None:
+        """Take the fields of `progress()` back (a resumed run)."""
+        for name, value in progress.items():
+            setattr(self, name, value)
+
     def observe(self, result: EvalResult) -> None:
         self.final_train, self.final_valid, self.final_test = (result.train_metric, result.valid_metric,
                                                                result.test_metric)
+        if result.train_loss is not None and math.isfinite(result.train_loss):
+            self.last_train_loss = result.train_loss
+            if self.first_train_loss is None:
+                self.first_train_loss = result.train_loss
         if self.best_valid is None or self.direction.better(result.valid_metric, self.best_valid):
             self.best_valid = result.valid_metric
         if not self.reached and self.direction.reached(result.valid_metric, self.target):
@@ -91,6 +114,10 @@ class Recorder:
         if self._log is not None:
             self._log.write_eval(result, self._metric, rows)
 
+    def record_checkpoint(self, step: int) -> None:
+        if self._writer is not None:
+            self._writer.record_checkpoint(step)
+
     def finish(self, status: str, outcome: Outcome, train_seconds: float, error: str | None = None
                ) -> None:
         if self._writer is None:
@@ -113,7 +140,7 @@ class StudyLink:
 
 def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_seconds: float,
           environment: str, git_revision: str | None, tensorboard_dir: str | None = None,
-          study: StudyLink | None = None) -> Recorder:
+          study: StudyLink | None = None, stop_at_target: bool = False) -> Recorder:
     """A `running` row for `seed` of `plan` (None: a process that does not write), tagged with its
     study if any, and its TensorBoard log under `tensorboard_dir` if given (harness/tensorboard.py)."""
     if conn is None:
@@ -129,7 +156,20 @@ def start(conn: sqlite3.Connection | None, plan: RunPlan, seed: int, compile_sec
         target=wl.target, step_budget=plan.budget,
         global_batch_size=plan.phases[0].phase.global_batch_size, compile_seconds=compile_seconds,
         environment=environment, git_revision=git_revision,
-        study_id=study.study_id if study else None, study_role=study.role if study else None)
+        study_id=study.study_id if study else None, study_role=study.role if study else None,
+        stop_at_target=int(stop_at_target))
     log = (RunLog(run_dir(tensorboard_dir, plan, seed, writer.run_id), plan.hparams)
            if tensorboard_dir is not None else None)
     return Recorder(writer, wl.metric, log)
+
+
+def resume(conn: sqlite3.Connection | None, plan: RunPlan, run_id: int, seed: int, step: int,
+           tensorboard_dir: str | None = None) -> Recorder:
+    """Run `run_id` continued from its checkpoint at `step` (store.RunRecorder.resume); its
+    TensorBoard log, if asked for, is continued in a new file of the run's directory."""
+    if conn is None:
+        return Recorder(None)
+    writer = store.RunRecorder.resume(conn, run_id, step)
+    log = (RunLog(run_dir(tensorboard_dir, plan, seed, run_id), plan.hparams)
+           if tensorboard_dir is not None else None)
+    return Recorder(writer, plan.workload.metric, log)

@@ -8,7 +8,8 @@ import collections
 import dataclasses
 import sys
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -16,8 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from harness import environment, parallel, recording, store, tensorboard
-from harness.errors import UserError
+from harness import (
+    audit,
+    checkpoints,
+    environment,
+    interrupts,
+    parallel,
+    recording,
+    store,
+    submission_loader,
+    tensorboard,
+)
+from harness.errors import SeedsFailed, UserError
 from harness.evaluation import EvalResult, Evaluator, host_sums, mean_loss_and_metric
 from harness.formatting import format_metric
 from harness.plan import RunPlan
@@ -31,7 +42,7 @@ from workloads.data.common import host_share
 class RunOptions:
     """How a plan's seeds are run (nothing here changes what a seed computes)."""
 
-    seeds: tuple[int, ...] = (0,)
+    seeds: Sequence[int] = (0,)  # cli.Seeds: ranges, never materialised
     results: str = "results/results.db"
     data_dir: str | None = None
     stop_at_target: bool = False
@@ -40,6 +51,19 @@ class RunOptions:
     diagnostics_every: int = 10
     # Also write each run's evaluations as a TensorBoard log under this directory (harness/tensorboard.py).
     tensorboard_dir: str | None = None
+    # Steps between checkpoints (taken at evaluations, harness/checkpoints.py); 0: none; None: the
+    # workload's default (full-scale workloads: every evaluation).
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | None = None  # None: next to the results database (checkpoints.default_dir)
+    # A seed whose latest attempt of this row finished (completed or diverged) is skipped unless True.
+    rerun: bool = False
+    # A run whose mean training loss between evaluations exceeds this multiple of its first one
+    # ended as diverged (a loss of 4e7 is as diverged as NaN); 0: only non-finite losses.
+    divergence_factor: float = 100.0
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.checkpoint_dir or checkpoints.default_dir(self.results)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +78,7 @@ class RunSummary:
     final_train: float | None
     train_seconds: float
     eval_seconds: float
+    error: str | None = None  # the failure of a `failed` run, one line
 
 
 class DivergenceWatch:
@@ -139,6 +164,11 @@ class Sweep:
             raise UserError(f"--diagnostics_every must be >= 0 (0: never record), got "
                             f"{options.diagnostics_every}")
         store.check_results(options.results)
+        if options.checkpoint_every is not None and options.checkpoint_every < 0:
+            raise UserError(f"--checkpoint_every must be >= 0 (0: no checkpoints), got {options.checkpoint_every}")
+        if not options.divergence_factor >= 0:
+            raise UserError(f"--divergence_factor must be >= 0 (0: off), got {options.divergence_factor}")
+        checkpoints.check_dir(options.checkpoint_root)
         if options.tensorboard_dir is not None:
             tensorboard.check(options.tensorboard_dir)
         self.plan, self.options = plan, options
@@ -180,7 +210,8 @@ class Sweep:
         if key not in self._compiled:
             start = time.perf_counter()
             diagnostics = self.options.diagnostics_every > 0
-            steps = [plan.compile_train_step(k, diagnostics=diagnostics) for k in range(len(plan.phases))]
+            with interrupts.deferred():  # a signal in XLA's compiler is taken when it returns
+                steps = [plan.compile_train_step(k, diagnostics=diagnostics) for k in range(len(plan.phases))]
             state = self._initial_state(jax.random.PRNGKey(0), plan)
             for k, step in enumerate(steps):
                 state, _ = step(state, self._zero_batch(k), jax.random.PRNGKey(0), np.int32(0),
@@ -214,46 +245,114 @@ class Sweep:
         opt_state = next_phase(state.opt_state, state.params, p.hparams, p.ctx)
         return TrainState(state.params, state.model_state, parallel.put_replicated(opt_state, plan.mesh))
 
+    def checkpoint_every(self) -> int:
+        """Steps between checkpoints: the option, else the workload's default."""
+        every = self.options.checkpoint_every
+        return self.workload.checkpoint_every if every is None else every
+
     def run_seed(self, conn: Any, seed: int, plan: RunPlan | None = None,
                  study: recording.StudyLink | None = None) -> RunSummary:
         """Train `seed` of `plan` (default: the sweep's) for the budget (or to the target with
-        stop_at_target) and record it (as part of `study` if given)."""
+        stop_at_target) and record it (as part of `study` if given).
+
+        An interrupted attempt of the same row and seed with a checkpoint is resumed from it (the
+        same run, `resumes` counted). SIGINT or SIGTERM record the run as `interrupted` and raise
+        Interrupted; any other error of the run records it as `failed` with its traceback and
+        returns (the sweep goes on), except bad input (UserError), which ends the sweep.
+        """
         plan = self.plan if plan is None else plan
         compiled = self.compiled(plan)
-        recorder = recording.start(conn if self.primary else None, plan, seed, compiled.seconds,
-                                   self.environment, self.git_revision, self.options.tensorboard_dir, study)
+        resume = self._resumable(conn, plan, seed, study)
+        if resume is not None:
+            run_id, step = resume
+            recorder = recording.resume(conn if self.primary else None, plan, run_id, seed, step,
+                                        self.options.tensorboard_dir)
+        else:
+            recorder = recording.start(conn if self.primary else None, plan, seed, compiled.seconds,
+                                       self.environment, self.git_revision, self.options.tensorboard_dir, study,
+                                       stop_at_target=self.options.stop_at_target)
+        saved = checkpoints.RunCheckpoints(self.options.checkpoint_root, int(_from_process_0(recorder.run_id)))
         outcome = recording.Outcome(self.workload.direction, self.workload.target)
         clock, evals = Clock(), Clock()
         bar = tqdm(total=plan.budget, desc=f"{plan.submission.name} seed {seed}", unit="step",
                    leave=False, disable=not self.options.progress, file=sys.stderr, dynamic_ncols=True)
+        error: str | None = None
         try:
-            status = self._train(plan, compiled, seed, recorder, outcome, clock, evals, bar)
+            with submission_loader.guard(plan.submission):  # its init, next_phase, host callbacks
+                status = self._train(plan, compiled, seed, recorder, outcome, clock, evals, bar, saved,
+                                     resume is not None)
         except BaseException as e:
             bar.close()
-            recorder.finish("failed", outcome, clock.seconds, error=f"{type(e).__name__}: {e}"[:500])
-            raise
+            interrupted = interrupts.as_interrupted(e)
+            if interrupted is not None:
+                recorder.finish("interrupted", outcome, clock.seconds)
+                saved.close()
+                saved_at = saved.latest_step()
+                since = f"its checkpoint at step {saved_at}" if saved_at is not None else "step 1 (no checkpoint)"
+                raise interrupted.with_detail(
+                    f"run {recorder.run_id} ({plan.submission.name} seed {seed}) recorded as interrupted at step "
+                    f"{outcome.steps_done}; the same command resumes it from {since}") from None
+            error = "".join(traceback.format_exception(e))[-4000:]
+            recorder.finish("failed", outcome, clock.seconds, error=f"{type(e).__name__}: {e}\n{error}")
+            saved.remove()
+            if isinstance(e, SystemExit):  # sys.exit in the submission's code: not the harness's exit
+                raise audit.exit_error(plan.submission.name, f"while training seed {seed}", e) from None
+            if isinstance(e, UserError) or not isinstance(e, Exception):
+                raise
+            _discard_failed_effects()
+            return RunSummary(recorder.run_id, seed, "failed", outcome.steps_done, None, None, outcome.best_valid,
+                              outcome.final_train, clock.seconds, evals.seconds, _root_cause(e))
         bar.close()
         recorder.finish(status, outcome, clock.seconds)
+        saved.remove()
         return RunSummary(recorder.run_id, seed, status, outcome.steps_done, outcome.steps_to_target,
                           outcome.seconds_to_target, outcome.best_valid, outcome.final_train,
                           clock.seconds, evals.seconds)
 
+    def _resumable(self, conn: Any, plan: RunPlan, seed: int, study: recording.StudyLink | None
+                   ) -> tuple[int, int] | None:
+        """(run_id, checkpoint step) of the latest attempt of this row and seed when it was
+        interrupted and has a checkpoint; the same answer on every process."""
+        found: tuple[int, int] | None = None
+        if self.primary:
+            run = store.latest_attempt(conn, plan.workload.name, plan.config_id, seed,
+                                       study.study_id if study else None, study.role if study else None)
+            if run is not None and run["status"] == "interrupted":
+                step = checkpoints.RunCheckpoints(self.options.checkpoint_root, run["run_id"]).latest_step()
+                found = (run["run_id"], step) if step is not None else None
+        shared = _from_process_0(np.array(found or (-1, -1), np.int64))
+        return None if shared[0] < 0 else (int(shared[0]), int(shared[1]))
+
     def _train(self, plan: RunPlan, compiled: CompiledSteps, seed: int, recorder: recording.Recorder,
-               outcome: recording.Outcome, clock: Clock, evals: Clock, bar: Any) -> str:
-        """The step loop over the phases; returns the status ('completed' or 'diverged')."""
+               outcome: recording.Outcome, clock: Clock, evals: Clock, bar: Any,
+               saved: checkpoints.RunCheckpoints, resume: bool) -> str:
+        """The step loop over the phases (from the checkpoint when resuming); returns the status
+        ('completed' or 'diverged')."""
         init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
         state = self._initial_state(init_key, plan)
         check_state_matches(plan, state, compiled.abstract_state)
+        first = 0
+        if resume:
+            state, progress = saved.restore(state)
+            first = progress.step
+            outcome.restore(progress.outcome)
+            clock.seconds, evals.seconds = progress.train_seconds, progress.eval_seconds
+            bar.update(first)
+        every, last_saved = self.checkpoint_every(), first
         pending, watch = PendingMetrics(self.options.diagnostics_every), DivergenceWatch()
         jax.block_until_ready(state)
         clock.start()
         end = 0
         for k, p in enumerate(plan.phases):
-            state = self._start_phase(plan, state, k)
-            batches: Iterator[Any] = self.workload.train_batches(self.data, seed, k)
-            train_step, traced = compiled.steps[k], plan.traced_arguments(k)
             start, end = end, end + p.phase.steps
-            for step in range(start + 1, end + 1):
+            if end <= first:
+                continue  # a phase the checkpoint is past
+            if first <= start:
+                state = self._start_phase(plan, state, k)
+            begin = max(start, first)
+            batches: Iterator[Any] = self.workload.train_batches(self.data, seed, k, start=begin - start)
+            train_step, traced = compiled.steps[k], plan.traced_arguments(k)
+            for step in range(begin + 1, end + 1):
                 outcome.steps_done = step
                 batch = parallel.put_batch(next(batches), plan.mesh)
                 state, metrics = train_step(state, batch, train_key, np.int32(step - 1), traced)
@@ -273,9 +372,20 @@ class Sweep:
                 evals.start()
                 self._evaluate(state, step, clock.seconds, pending, recorder, outcome)
                 bar.set_postfix_str(f"valid {self.workload.metric} {outcome.final_valid:.4f}")
-                evals.stop()
+                if outcome.loss_diverged(self.options.divergence_factor):
+                    evals.stop()
+                    return "diverged"
                 if self.options.stop_at_target and outcome.reached:
+                    evals.stop()
                     return "completed"
+                if every and step - last_saved >= every and step < plan.budget:
+                    evals.stop()  # the checkpoint holds the seconds so far
+                    saved.save(state, checkpoints.Progress(step, outcome.progress(), clock.seconds, evals.seconds,
+                                                           plan.config_id, seed))
+                    recorder.record_checkpoint(step)
+                    last_saved = step
+                else:
+                    evals.stop()
                 clock.start()
         return "completed"
 
@@ -296,6 +406,9 @@ class Sweep:
         def fmt(v: float | None) -> str:
             return format_metric(v, wl.metric) if v is not None else "n/a"
 
+        if s.status == "failed":
+            return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: failed at step "
+                    f"{s.steps_done}/{plan.budget}: {s.error}")
         target = format_metric(wl.target, wl.metric)
         reached = (f"target {target} reached at step {s.steps_to_target} ({s.seconds_to_target:.1f} s)"
                    if s.steps_to_target is not None else f"target {target} missed")
@@ -303,6 +416,37 @@ class Sweep:
                 f"{s.steps_done}/{plan.budget}; best valid {wl.metric} {fmt(s.best_valid)}; {reached}; "
                 f"final train {fmt(s.final_train)}; {s.train_seconds:.1f} s training + "
                 f"{s.eval_seconds:.1f} s eval")
+
+
+def _root_cause(error: BaseException) -> str:
+    """One line for a failed run's summary: the error's last line (a host callback's error reaches
+    the harness wrapped in JAX's runtime error, its traceback in the message, the cause last)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1:
+        return lines[-1]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _discard_failed_effects() -> None:
+    """A host callback that raised leaves its error in JAX's runtime tokens, which JAX raises again
+    at the next effects barrier and at exit (a traceback after the sweep's summary line). The run
+    is recorded as failed with the error: drop them. No public JAX API clears them, hence the
+    private module (only reached after a failure)."""
+    try:
+        jax.effects_barrier()
+    except Exception:  # the recorded failure, raised again
+        from jax._src import dispatch
+
+        dispatch.runtime_tokens.clear()
+
+
+def _from_process_0(value: Any) -> Any:
+    """Process 0's `value` on every process (it alone reads and writes the results store)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.broadcast_one_to_all(np.asarray(value))
 
 
 def check_state_matches(plan: RunPlan, state: TrainState, expected: TrainState) -> None:
@@ -315,7 +459,10 @@ def check_state_matches(plan: RunPlan, state: TrainState, expected: TrainState) 
 
 
 def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
-    """Compile once, then train every seed; a diverged seed does not stop the sweep."""
+    """Compile once, then train every seed. A seed whose latest attempt of this row finished is
+    skipped (unless options.rerun), one still running elsewhere too; an interrupted one is resumed
+    from its checkpoint; a diverged or failed seed does not stop the sweep (raise_if_failed sums
+    the failures up)."""
     sweep = Sweep(plan, options)
     print(f"{plan.describe()}; {len(options.seeds)} seed(s), compiled in {sweep.compile_seconds:.1f} s",
           flush=True)
@@ -323,6 +470,12 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
     try:
         summaries = []
         for seed in options.seeds:
+            if sweep.primary and not options.rerun:
+                skip = _skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed),
+                                    options)
+                if skip:
+                    print(f"seed {seed}: {skip}", flush=True)
+                    continue
             summary = sweep.run_seed(conn, seed)
             if sweep.primary:
                 print(sweep.summary_line(summary), flush=True)
@@ -330,3 +483,25 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
         return summaries
     finally:
         conn.close()
+
+
+def raise_if_failed(summaries: list[RunSummary]) -> None:
+    """SeedsFailed (one line: how many, which runs, the first error) if any seed failed."""
+    failed = [s for s in summaries if s.status == "failed"]
+    if failed:
+        raise SeedsFailed(f"{len(failed)} of {len(summaries)} seed(s) failed (run(s) "
+                          f"{', '.join(str(s.run_id) for s in failed)}; each run's `error` column holds its "
+                          f"traceback); first: seed {failed[0].seed}: {failed[0].error}")
+
+
+def _skip_reason(run: dict[str, Any] | None, options: RunOptions) -> str | None:
+    """Why a seed is not run again: its latest attempt of the row finished, or runs now."""
+    if run is None:
+        return None
+    if run["status"] in ("completed", "diverged") and run["stop_at_target"] == int(options.stop_at_target):
+        return (f"already recorded (run {run['run_id']}, {run['status']}); skipped (--rerun runs it again "
+                "as a new attempt)")
+    if run["status"] == "running":
+        return (f"run {run['run_id']} is running it (pid {run['pid']} on {run['host']}); skipped (--rerun "
+                "runs it again here)")
+    return None

@@ -21,10 +21,11 @@ import json
 import math
 import shlex
 import statistics
+from collections.abc import Sequence
 
 from absl import flags
 
-from harness import cli, environment, plan
+from harness import audit, cli, environment, plan
 from harness.direction import Direction
 from harness.errors import UserError
 from harness.runner import RunOptions, run_sweep
@@ -40,6 +41,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("hparams", None, "Fixed hyperparameters (JSON or file) under the grid.",
                         flag_values=fv)
     flags.DEFINE_string("seeds", "0-4", "Seeds for the final median; the first one tunes.", flag_values=fv)
+    flags.DEFINE_bool("many_seeds", False, f"Allow --seeds of more than {cli.MANY_SEEDS:,} seeds.",
+                      flag_values=fv)
     flags.DEFINE_string("results", "results/targets.db", "SQLite results database for these runs.",
                         flag_values=fv)
     flags.DEFINE_string("data_dir", None, "Dataset directory.", flag_values=fv)
@@ -64,12 +67,13 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     workload = get_workload(fv.workload)
     grid = cli.parse_json_mapping(fv.grid, "grid")
     fixed = cli.parse_json_mapping(fv.hparams, "hparams")
-    seeds = cli.parse_seeds(fv.seeds)
+    seeds = cli.parse_seeds(fv.seeds, many=fv.many_seeds)
 
-    def sweep(point: dict, seeds: tuple[int, ...]) -> list:
-        run_plan = plan.build(fv.workload, fv.submission, hparams={**fixed, **point})
-        return run_sweep(run_plan, RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir,
-                                              progress=cli.progress_default(None)))
+    def sweep(point: dict, seeds: Sequence[int]) -> list:
+        with audit.protecting(fv.data_dir, fv.results):  # harness/audit.py
+            run_plan = plan.build(fv.workload, fv.submission, hparams={**fixed, **point})
+            return run_sweep(run_plan, RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir,
+                                                  progress=cli.progress_default(None), rerun=True))
 
     scored = []
     for point in grid_points(grid):

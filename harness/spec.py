@@ -234,6 +234,9 @@ class Workload(Protocol):
     direction: Direction
     target: float  # validation target of `metric`
     eval_every_steps: int
+    #: Default steps between checkpoints (harness/checkpoints.py; --checkpoint_every overrides it):
+    #: full-scale workloads (hours on a pod) checkpoint at every evaluation; 0: none.
+    checkpoint_every: int
     KNOBS: tuple[Knob, ...]  # the knobs it accepts, with ranges (validate_knobs)
     knobs: Mapping[str, float]  # the values this instance was built with
 

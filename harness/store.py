@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import process_identity
 from harness.errors import UserError
 
 SCHEMA = """
@@ -55,7 +56,13 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at        REAL NOT NULL,     -- unix time
     finished_at       REAL,
     study_id          INTEGER REFERENCES studies(study_id),  -- NULL: not part of a tuning study
-    study_role        TEXT               -- trial | confirmation (NULL outside studies)
+    study_role        TEXT,              -- trial | confirmation (NULL outside studies)
+    host              TEXT,              -- the process that runs (or ran) it: host, pid, start time
+    pid               INTEGER,           --   (harness/process_identity.py: a gone process's `running`
+    process_started   REAL,              --   run is read as interrupted)
+    stop_at_target    INTEGER,           -- 1: the run stops at the target (--stop_at_target)
+    checkpoint_step   INTEGER,           -- the step of its latest checkpoint (NULL: none)
+    resumes           INTEGER DEFAULT 0  -- times it was resumed from a checkpoint after an interruption
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id        INTEGER NOT NULL REFERENCES runs(run_id),
@@ -126,7 +133,6 @@ APPLICATION_ID = 0x4C424231
 #: is still recognised as the suite's.
 _SUITE_COLUMNS = {"runs": {"run_id", "config_id", "seed", "status", "best_valid"},
                   "evals": {"run_id", "step", "valid_metric"}}
-SQLITE_HEADER = b"SQLite format 3\x00"
 #: Seconds a writer waits for a lock held by another process, after saying so.
 LOCK_WAIT_SECONDS = 600.0
 
@@ -134,6 +140,11 @@ LOCK_WAIT_SECONDS = 600.0
 def _uri(path: str, mode: str) -> str:
     """A `file:` URI of `path` with every special character escaped (#, ?, %, spaces)."""
     return "file:" + urllib.parse.quote(os.path.abspath(path)) + f"?mode={mode}"
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    """A connection that never creates or writes the database."""
+    return sqlite3.connect(_uri(path, "ro"), uri=True)
 
 
 def _identify(conn: sqlite3.Connection, path: str) -> str:
@@ -144,6 +155,12 @@ def _identify(conn: sqlite3.Connection, path: str) -> str:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
+        # Never read the file's header with open(): closing any descriptor of the file drops this
+        # process's SQLite locks on it (POSIX), and another process's closing reader would then
+        # delete the -shm of our open connection. SQLite tells a non-database file itself.
+        if "not a database" in str(e):
+            raise UserError(f"{path} is not an SQLite database; pass --results=PATH of a database written by "
+                            "the harness (it creates a new one)") from None
         raise UserError(f"results database {path} cannot be read ({e}); pass --results=OTHER.db") from None
     if check != "ok":
         raise UserError(f"results database {path} is damaged (quick_check: {check}); restore it from a copy "
@@ -182,10 +199,7 @@ def check_results(path: str) -> None:
                         "journal); fix the permissions or pass --results=OTHER.db")
     if os.path.getsize(path) == 0:
         return
-    with open(path, "rb") as f:
-        if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-            raise UserError(f"{path} is not an SQLite database; pass --results=OTHER.db (the harness creates it)")
-    conn = sqlite3.connect(_uri(path, "ro"), uri=True)
+    conn = _read_only(path)
     try:
         _identify(conn, path)
     finally:
@@ -241,12 +255,7 @@ def open_readonly(path: str) -> sqlite3.Connection:
     if not os.path.exists(path):
         raise UserError(f"results database {path} does not exist; run `python -m harness run ...` "
                         "first or pass --results=PATH")
-    with open(path, "rb") as f:
-        header = f.read(len(SQLITE_HEADER))
-    if header and header != SQLITE_HEADER:
-        raise UserError(f"{path} is not an SQLite database; pass --results=PATH of a database written by "
-                        "the harness")
-    conn = sqlite3.connect(_uri(path, "ro"), uri=True)
+    conn = _read_only(path)
     conn.row_factory = sqlite3.Row
     try:
         _identify(conn, path)
@@ -259,7 +268,8 @@ def open_readonly(path: str) -> sqlite3.Connection:
 #: Columns read as floats (NULL as NaN); the others are text.
 RUN_NUMERIC = ("seed", "target", "step_budget", "global_batch_size", "steps_done", "steps_to_target",
                "seconds_to_target", "best_valid", "final_valid", "final_test", "final_train",
-               "train_seconds", "compile_seconds", "started_at", "finished_at")
+               "train_seconds", "compile_seconds", "started_at", "finished_at", "pid", "process_started",
+               "stop_at_target", "checkpoint_step", "resumes")
 EVAL_NUMERIC = ("step", "train_seconds", "train_loss", "train_metric", "valid_loss", "valid_metric",
                 "test_loss", "test_metric", "wall_time")
 
@@ -300,13 +310,24 @@ class ResultsReader:
                 frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
         return frame
 
+    def _runs(self, sql: str, params: Sequence[Any]) -> pd.DataFrame:
+        """Rows of `runs` with the status as it is now: a `running` run whose process is gone
+        (harness/process_identity.py) reads as `interrupted` (column `process_gone` says which)."""
+        frame = self._frame(sql, params, RUN_NUMERIC)
+        gone = [_process_gone(row) for row in frame.to_dict("records")] if "status" in frame else []
+        frame["process_gone"] = pd.Series(gone, index=frame.index, dtype=bool)
+        if gone:
+            frame.loc[frame["process_gone"], "status"] = "interrupted"
+        return frame
+
     def runs(self) -> pd.DataFrame:
-        """Every row of `runs` (numeric columns as float, NULL as NaN), ordered by run_id."""
-        return self._frame("SELECT * FROM runs ORDER BY run_id", (), RUN_NUMERIC)
+        """Every row of `runs` (numeric columns as float, NULL as NaN), ordered by run_id, with the
+        status of a killed run read as interrupted (_runs)."""
+        return self._runs("SELECT * FROM runs ORDER BY run_id", ())
 
     def run(self, run_id: int) -> dict[str, Any]:
         """One run's row; UserError if there is none."""
-        frame = self._frame("SELECT * FROM runs WHERE run_id = ?", (run_id,), RUN_NUMERIC)
+        frame = self._runs("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         if frame.empty:
             raise UserError(f"no run {run_id} in {self.path}; pass --run=ID of a recorded run "
                             "(`python -m scoring leaderboard` lists the rows)")
@@ -352,8 +373,8 @@ class ResultsReader:
 
     def study_runs(self, study_id: int, role: str) -> pd.DataFrame:
         """The runs of a study in `role` (trial | confirmation), every attempt, by run_id."""
-        return self._frame("SELECT * FROM runs WHERE study_id = ? AND study_role = ? ORDER BY run_id",
-                           (study_id, role), RUN_NUMERIC)
+        return self._runs("SELECT * FROM runs WHERE study_id = ? AND study_role = ? ORDER BY run_id",
+                          (study_id, role))
 
     def diagnostics(self, run_id: int, max_step: int | None = None, prefix: str = "") -> pd.DataFrame:
         """(step, name, value) of one run's recorded diagnostics whose name starts with `prefix`,
@@ -366,11 +387,38 @@ class ResultsReader:
                            ("step", "value"))
 
 
+def _process_gone(row: Mapping[str, Any]) -> bool:
+    """Whether a `running` row's process is known to be gone (never for rows without identity)."""
+    if row.get("status") != "running" or not isinstance(row.get("host"), str) or pd.isna(row.get("pid")):
+        return False
+    identity = process_identity.ProcessIdentity(row["host"], int(row["pid"]), float(row["process_started"]))
+    return identity.is_gone() is True
+
+
+def latest_attempt(conn: sqlite3.Connection, workload: str, config_id: str, seed: int,
+                   study_id: int | None = None, study_role: str | None = None) -> dict[str, Any] | None:
+    """The latest run (highest run_id) of a row and seed (in a study's role, or outside studies),
+    with a gone process's `running` read as `interrupted`; None if there is none."""
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM runs WHERE workload = ? AND config_id = ? AND seed = ? AND study_id IS ? "
+                       "AND study_role IS ? ORDER BY run_id DESC LIMIT 1",
+                       (workload, config_id, seed, study_id, study_role)).fetchone()
+    if row is None:
+        return None
+    run = dict(row)
+    if _process_gone(run):
+        run["status"] = "interrupted"
+    return run
+
+
 class RunRecorder:
-    """Writes one run: a row in `runs` at start, a committed row in `evals` per eval, the summary."""
+    """Writes one run: a row in `runs` at start (with the identity of this process), a committed
+    row in `evals` per eval, the summary."""
 
     def __init__(self, conn: sqlite3.Connection, **fields: Any) -> None:
         self.conn = conn
+        me = process_identity.current()
+        fields = {**fields, "host": me.host, "pid": me.pid, "process_started": me.started}
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with conn:
@@ -378,6 +426,27 @@ class RunRecorder:
                                (*fields.values(), "running", time.time()))
         assert cur.lastrowid is not None  # an INSERT always sets it
         self.run_id = cur.lastrowid
+
+    @classmethod
+    def resume(cls, conn: sqlite3.Connection, run_id: int, step: int) -> RunRecorder:
+        """Continue run `run_id` from its checkpoint at `step`: `running` again in this process,
+        `resumes` counted, its evals and diagnostics after `step` removed (the resumed run records
+        them again, the same values: harness/checkpoints.py)."""
+        rec = cls.__new__(cls)
+        rec.conn, rec.run_id = conn, run_id
+        me = process_identity.current()
+        with conn:
+            conn.execute("DELETE FROM evals WHERE run_id = ? AND step > ?", (run_id, step))
+            conn.execute("DELETE FROM diagnostics WHERE run_id = ? AND step > ?", (run_id, step))
+            conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, steps_done = ?, "
+                         "resumes = COALESCE(resumes, 0) + 1, host = ?, pid = ?, process_started = ? "
+                         "WHERE run_id = ?", (step, me.host, me.pid, me.started, run_id))
+        return rec
+
+    def record_checkpoint(self, step: int) -> None:
+        """The run's latest checkpoint is at `step` (harness/checkpoints.py wrote it)."""
+        with self.conn:
+            self.conn.execute("UPDATE runs SET checkpoint_step = ? WHERE run_id = ?", (step, self.run_id))
 
     def record_eval(self, step: int, train_seconds: float,
                     diagnostics: Sequence[tuple[int, str, float | None]] = (),

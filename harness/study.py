@@ -46,6 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from harness import plan, search_space, store
+from harness.cli import SEED_LIMIT
 from harness.direction import Direction
 from harness.errors import UserError
 from harness.formatting import compact_pairs, format_metric
@@ -94,6 +95,10 @@ class StudySpec:
             raise UserError(f"--select={self.select}: use {' or '.join(SELECT_RULES)}")
         if self.confirm_seeds > TRIAL_SEED_BASE:
             raise UserError(f"--confirm_seeds must be at most {TRIAL_SEED_BASE}")
+        last = self.study_seed + self.studies - 1  # studies use study seeds study_seed, study_seed + 1, ...
+        if last >= SEED_LIMIT:
+            raise UserError(f"--study_seed={self.study_seed} with --studies={self.studies} uses study seeds up to "
+                            f"{last}; study seeds are ints in [0, {SEED_LIMIT - 1}] like run seeds")
 
     @property
     def max_trials_or_default(self) -> int:

@@ -2,6 +2,12 @@
 
 Abstract evaluation (jax.eval_shape) of init and update catches a wrong tree structure, shape or
 dtype without running any computation.
+
+Whatever the submission's code raises is a one-line UserError naming the call, sys.exit included
+(SystemExit is no Exception: uncaught, it would end the harness with the submission's exit code and
+no output); a refusal of the harness's audit guard (harness/audit.ContractViolation) propagates as
+such, and so does an interrupt (KeyboardInterrupt, harness/interrupts.py: the user's, not the
+submission's).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from typing import Any
 
 import jax
 
+from harness.audit import ContractViolation, exit_error
 from harness.errors import UserError
 from harness.spec import Hparams, SubmissionContext
 from harness.training import traced_dtype
@@ -53,6 +60,10 @@ def check_submission(name: str, init: Any, update: Any, params: Any, hparams: Hp
     """
     try:
         state = jax.eval_shape(lambda p: init(p, hparams, ctx), params)
+    except ContractViolation:
+        raise
+    except SystemExit as e:
+        raise exit_error(name, "in init(params, hparams, ctx)", e) from None
     except Exception as e:  # user code: any failure is reported as one line
         raise UserError(f"submission {name}: init(params, hparams, ctx) raised {_first_line(e)}") from None
     static = {k: v for k, v in hparams.items() if k not in traced}
@@ -65,6 +76,10 @@ def check_submission(name: str, init: Any, update: Any, params: Any, hparams: Hp
                         f"({_first_line(e)[:160]}); numeric hparams ({', '.join(sorted(traced))}) are "
                         "traced: use jnp operations on them, or name the hparam in STATIC_HPARAMS "
                         "(harness/spec.py)") from None
+    except ContractViolation:
+        raise
+    except SystemExit as e:
+        raise exit_error(name, "in update(grads, state, params, hparams, ctx)", e) from None
     except Exception as e:
         raise UserError(f"submission {name}: update(grads, state, params, hparams, ctx) raised "
                         f"{_first_line(e)}") from None

@@ -15,11 +15,13 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
+from harness import audit
 from harness.errors import UserError
+from harness.hparams import check_defaults
 
 SUBMISSIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "submissions")
@@ -101,17 +103,53 @@ def resolve_path(name_or_path: str) -> str:
     return os.path.abspath(path)
 
 
+def code_roots(paths: Iterable[str]) -> list[str]:
+    """Where a submission's code lies, for harness/audit.py: the directory of each of its modules
+    (a user's module may import helpers next to it), and for a built-in the whole submissions/
+    directory (built-ins import submissions/lib and each other: nesterov imports sgd's module)."""
+    return sorted({SUBMISSIONS_DIR if os.path.commonpath([p, SUBMISSIONS_DIR]) == SUBMISSIONS_DIR
+                   else os.path.dirname(p) for p in paths})
+
+
+def guard(sub: Submission, protected: Iterable[str | None] = ()) -> audit.Guard:
+    """The audit guard of `sub` (harness/audit.py): `with loader.guard(plan.submission): ...`
+    around code that runs the submission's code (its init, next_phase, the tracing of its update)."""
+    return audit.guard(sub.name, code_roots(source_files(sub)), protected)
+
+
 def _import(path: str) -> ModuleType:
+    """Import the module at `path` under an audit guard (harness/audit.py).
+
+    What is protected at import: the default locations (the targets file, every dataset's default
+    or environment-variable location) and what the caller declared with `audit.protecting` (the
+    entry point's --data_dir and --results): the loader is called before a run's paths reach the
+    plan, so it takes them from the enclosing block, not from arguments.
+
+    Failures are one-line UserErrors, a refusal of the guard as such (ContractViolation); sys.exit
+    in the module is one too (SystemExit would end the harness silently, with the submission's exit
+    code). A KeyboardInterrupt (or the harness's own interrupt, harness/interrupts.py) propagates:
+    a Ctrl-C during the import is the user's, not the submission's fault.
+    """
     module_name = "submission_" + os.path.splitext(os.path.relpath(path, "/"))[0].replace(os.sep, "_")
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with audit.guard(path, code_roots([path])):
+            spec.loader.exec_module(module)
+    except audit.ContractViolation:
+        sys.modules.pop(module_name, None)
+        raise
+    except SystemExit as e:
+        sys.modules.pop(module_name, None)
+        raise audit.exit_error(path, "at import", e) from None
     except Exception as e:  # a user module failing to import is a user error, reported in one line
-        del sys.modules[module_name]
+        sys.modules.pop(module_name, None)
         raise UserError(f"submission {path} failed to import: {type(e).__name__}: {e}") from None
+    except BaseException:  # KeyboardInterrupt, harness.interrupts.Interrupted: not the module's fault
+        sys.modules.pop(module_name, None)
+        raise
     return module
 
 
@@ -119,18 +157,29 @@ GRAFT_SEP = "#"
 
 
 def load(name_or_path: str) -> Submission:
-    """Import a submission (or graft two, ``M#D``) and check it has init, update, DEFAULT_HPARAMS."""
+    """Import a submission (or graft two, ``M#D``) and check it has init, update, DEFAULT_HPARAMS.
+
+    The checks read the module's attributes, which may run its code (a module ``__getattr__``, a
+    DEFAULT_HPARAMS of its own mapping class): they run under the audit guard too (see _import)."""
     if GRAFT_SEP in name_or_path:
         return load_grafted(name_or_path)
     path = resolve_path(name_or_path)
-    module = _import(path)
+    with audit.guard(path, code_roots([path])):
+        return _checked(path, _import(path))
+
+
+def _checked(path: str, module: ModuleType) -> Submission:
+    """The Submission of the module imported from `path`, once it has what the protocol needs."""
     missing = [attr for attr in ("init", "update") if not callable(getattr(module, attr, None))]
     if missing:
         raise UserError(f"submission {path} does not define {' and '.join(missing)}; a submission "
                         "defines init(params, hparams, ctx) and update(grads, state, params, hparams, ctx)")
     defaults = getattr(module, "DEFAULT_HPARAMS", None)
     if not isinstance(defaults, Mapping):
-        raise UserError(f"submission {path} does not define DEFAULT_HPARAMS as a dict of hyperparameters")
+        got = "" if defaults is None else f" (it is a {type(defaults).__name__})"
+        raise UserError(f"submission {path} does not define DEFAULT_HPARAMS as a dict of hyperparameters"
+                        f"{got}; define DEFAULT_HPARAMS = {{name: default value}}")
+    check_defaults(defaults, f"submission {path}")
     search_space = None
     space_path = os.path.join(os.path.dirname(path), "search_space.json")
     if os.path.exists(space_path):

@@ -124,6 +124,9 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     if args[0] == "profile":
         board, _, _ = load_board(fv.results)
         scores = profile.build(board, fv.time)
+        if scores.scores.empty:
+            raise UserError("no leaderboard row has a finished seed yet (runs still running, interrupted or "
+                            "failed): nothing to profile until one completes")
         print(profile.table(scores), end="")
         print(f"wrote {render.write_file((fv.out or 'results/profile') + '.png', profile.profile_png(scores))}")
         return 0

@@ -26,6 +26,11 @@ crash neither adds a seed nor shifts a median. The latest attempt counts by its 
   cannot improve a row);
 * ``running``: in progress, not counted yet (column ``running``).
 
+A row is ranked once it has a finished seed (one whose latest attempt is ``completed`` or
+``diverged``; column ``finished``). A row without one (its seeds still running, or every one
+interrupted or failed) has no rank (``<NA>``) and comes after the ranked rows of its section: a run
+in progress is not a failure, and a row with nothing measured yet is not last of the field.
+
 Uncertainty: scoring/statistics.py (Wilson interval of the success fraction, exact order-statistic
 intervals of the medians).
 """
@@ -52,7 +57,7 @@ INCOMPLETE_STATUSES: tuple[str, ...] = ("interrupted", "failed")
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "workload", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams", "metric",
     "direction", "target",
-    "seeds", "reached", "reached_count", "success", "success_ci_low", "success_ci_high",
+    "seeds", "finished", "reached", "reached_count", "success", "success_ci_low", "success_ci_high",
     "median_steps", "steps_ci_low", "steps_ci_high", "steps_ci_level",
     "median_best_valid", "best_valid_ci_low", "best_valid_ci_high", "best_valid_ci_level",
     "median_final_train", "median_final_test", "median_train_seconds", "median_seconds_to_target",
@@ -217,6 +222,7 @@ def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str
         "direction": first["direction"],
         "target": float(first["target"]),
         "seeds": seeds,
+        "finished": len(finished),
         "reached": f"{reached_count}/{seeds}",
         "reached_count": reached_count,
         "success": reached_count / seeds if seeds else math.nan,
@@ -250,19 +256,23 @@ def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
     (budget 0). Within a group, keys: median steps to target ascending, then median best validation
     metric (larger first when the direction is ``maximize``, smaller first when ``minimize``); NaN
     sorts last; submission, config_id and study break remaining ties deterministically.
+
+    Rows without a finished seed (column ``finished`` 0; module docstring) come after the ranked
+    rows of their group, in the same order, and get no rank (``<NA>``; ``rank`` is a nullable int).
     """
     if board.empty:
-        return board.assign(rank=pd.Series(dtype=int))
+        return board.assign(rank=pd.Series(dtype="Int64"))
     signed_valid = np.where(board["direction"] == "minimize", board["median_best_valid"],
                             -board["median_best_valid"])
     keyed = board.assign(_valid_key=signed_valid,
                          _steps_key=board["median_steps"].fillna(np.inf),
-                         _no_steps=board["median_steps"].isna())
+                         _unranked=board["finished"] == 0)
     keyed = keyed.assign(_budget_key=-keyed["tuning_budget"])
-    keyed = keyed.sort_values(["workload", "_budget_key", "_no_steps", "_steps_key", "_valid_key",
+    keyed = keyed.sort_values(["workload", "_budget_key", "_unranked", "_steps_key", "_valid_key",
                                "submission", "config_id", "study_id"], na_position="last", kind="mergesort")
-    keyed["rank"] = keyed.groupby(["workload", "tuning_budget"]).cumcount() + 1
-    return keyed.drop(columns=["_valid_key", "_steps_key", "_no_steps", "_budget_key"]).reset_index(drop=True)
+    rank = keyed.groupby(["workload", "tuning_budget"]).cumcount() + 1  # the unranked rows come last
+    keyed["rank"] = rank.astype("Int64").mask(keyed["_unranked"])
+    return keyed.drop(columns=["_valid_key", "_steps_key", "_unranked", "_budget_key"]).reset_index(drop=True)
 
 
 def with_study_ids(runs: pd.DataFrame) -> pd.DataFrame:
@@ -279,9 +289,9 @@ def leaderboard(runs: pd.DataFrame, studies: pd.DataFrame | None = None) -> pd.D
     """One row per (workload, submission, config_id, study), ranked within each workload and
     tuning budget (sort_leaderboard). `studies`: ResultsReader.studies(), for rows of studies.
 
-    Columns are ``LEADERBOARD_COLUMNS``. Statistics use finished runs only (see the module
-    docstring); a configuration whose runs are all unfinished still gets a row, with ``seeds`` 0,
-    NaN statistics and the last ranks.
+    Columns are ``LEADERBOARD_COLUMNS``. Statistics count each seed by its latest attempt (see the
+    module docstring); a configuration without a finished seed still gets a row, after the ranked
+    ones, without a rank.
     """
     runs = with_study_ids(runs)
     if runs.empty:

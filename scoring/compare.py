@@ -200,9 +200,9 @@ def row_key(row: Any) -> str:
 def with_rows_above(runs: pd.DataFrame, board: pd.DataFrame) -> dict[str, Comparison]:
     """row_key(row) -> the comparison of each row with the row ranked just above it in its section
     of the leaderboard (same workload and tuning budget), where they share seeds: what the HTML
-    leaderboard links."""
+    leaderboard links. Rows without a rank (no finished seed yet) are compared with nothing."""
     out = {}
-    for _, rows in board.groupby(["workload", "tuning_budget"], sort=False):
+    for _, rows in board[board["rank"].notna()].groupby(["workload", "tuning_budget"], sort=False):
         ordered = rows.sort_values("rank").to_dict("records")
         for above, row in zip(ordered, ordered[1:]):
             result = between(runs, row, above)

@@ -16,7 +16,9 @@ code approximates it with the trapezoid rule on a grid of tau).
 
 Which row represents a submission on a workload: its tuned study's row if it has one (the largest
 tuning budget), else a named config's row (``config=...``), else its best-ranked row; the output
-says which.
+says which. Only ranked rows take part (scoring/aggregate.py: a row without a finished seed has no
+rank): a submission or workload whose runs are all in progress is left out until one finishes, and a
+submission with a workload still in progress counts it as a miss for now.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import pandas as pd
 #: r_max of the AlgoPerf rules: the upper limit of the integral and of the profile plot.
 TAU_MAX = 4.0
 TIME_COLUMNS = {"steps": "median_steps", "seconds": "median_seconds_to_target"}
+NOT_RUN = "not run (a miss)"
+IN_PROGRESS = "no finished seed yet (a miss for now)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +80,21 @@ def benchmark_score(r: pd.DataFrame, tau_max: float = TAU_MAX) -> pd.Series:
 
 
 def build(board: pd.DataFrame, time: str = "steps", tau_max: float = TAU_MAX) -> Profile:
-    """The profile of every submission over every workload of the leaderboard `board`."""
+    """The profile of every submission over every workload of the leaderboard `board` that has a
+    ranked row (module docstring)."""
     column = TIME_COLUMNS[time]
-    workloads = sorted(board["workload"].unique())
-    submissions = sorted(board["submission"].unique())
+    ranked = board[board["rank"].notna()]
+    workloads = sorted(ranked["workload"].unique())
+    submissions = sorted(ranked["submission"].unique())
     times = pd.DataFrame(np.inf, index=submissions, columns=workloads)
-    chosen = pd.DataFrame("not run (a miss)", index=submissions, columns=workloads)
+    chosen = pd.DataFrame(NOT_RUN, index=submissions, columns=workloads)
     for (submission, workload), rows in board.groupby(["submission", "workload"]):
+        if submission not in times.index or workload not in times.columns:
+            continue
+        rows = rows[rows["rank"].notna()]
+        if rows.empty:
+            chosen.loc[submission, workload] = IN_PROGRESS
+            continue
         row, how = representative(rows)
         value = float(row[column])
         times.loc[submission, workload] = np.inf if math.isnan(value) else value

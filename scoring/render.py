@@ -30,6 +30,24 @@ _ELLIPSIS = "…"
 # --- cell formatting ---------------------------------------------------------------------------
 
 
+def format_rank(value: Any) -> str:
+    """A row's rank, ``-`` for a row without one (no finished seed yet; scoring/aggregate.py)."""
+    return "-" if pd.isna(value) else str(int(value))
+
+
+def unranked_note(row: Any) -> str:
+    """Why a row has no rank: 'no finished seed yet' with its seeds' states, e.g. '(1 running)'."""
+    states = [f"{int(n)} {state}" for state, n in (("running", row.running), ("interrupted", row.interrupted),
+                                                   ("failed", row.failed)) if n]
+    return "no finished seed yet" + (f" ({', '.join(states)})" if states else "")
+
+
+def unranked_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per row of `rows` without a rank: 'submission [config]: not ranked, <why>'."""
+    return [f"{r.submission} [{r.config_id}]: not ranked, {unranked_note(r)}"
+            for r in rows.itertuples() if pd.isna(r.rank)]
+
+
 def format_steps(value: Any) -> str:
     """A step count: an integer, ``inf`` when the target was missed, ``-`` when unknown."""
     if value is None or math.isnan(float(value)):
@@ -145,7 +163,7 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
                "best valid", "95% CI", "train s", "div", "inc")
     out: list[str] = []
     for title, rows in sections(board):
-        cells = [(str(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
+        cells = [(format_rank(r.rank), str(r.submission), str(r.config_id), str(r.seeds), str(r.reached),
                   format_fraction_interval(r.success_ci_low, r.success_ci_high),
                   format_steps(r.median_steps), format_interval(r.steps_ci_low, r.steps_ci_high, r.steps_ci_level),
                   format_metric(r.median_best_valid, r.metric),
@@ -156,7 +174,8 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
         out.append(_truncate(f"== {title}: {workload_caption(rows)}", width))
         out.extend(fixed_width_table(headers, cells, "><<>><><><>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
-            out.append(_truncate(f"  #{r.rank} {r.config_id}: {r.hparams}", width))
+            note = "" if not pd.isna(r.rank) else f"not ranked, {unranked_note(r)}; "
+            out.append(_truncate(f"  #{format_rank(r.rank)} {r.config_id}: {note}{r.hparams}", width))
         out.append("")
     out.extend(textwrap.wrap(" ".join(footer(board)), width))
     return "\n".join(out).rstrip("\n") + "\n"
@@ -166,9 +185,11 @@ def footer(board: pd.DataFrame) -> list[str]:
     """What the columns and intervals mean, and a warning in words when seeds are few."""
     lines = ["Medians over seeds, one per seed: its latest attempt (older ones are superseded). A missed "
              "target counts as inf steps; inc: seeds whose latest attempt was interrupted or failed, counted "
-             "as misses until re-run. 95% CI: success, Wilson score interval; medians, exact order-statistic "
-             "interval (scipy quantile_test); * = [min, max], the widest interval fewer than 6 seeds allow, at "
-             "its exact level (93.8% for 5 seeds, 87.5% for 4)."]
+             "as misses until re-run; seeds still running are not counted until they finish, and a row without "
+             "a finished seed is listed after the ranked rows of its section, without a rank (-). 95% CI: "
+             "success, Wilson score interval; medians, exact order-statistic interval (scipy quantile_test); "
+             "* = [min, max], the widest interval fewer than 6 seeds allow, at its exact level (93.8% for 5 "
+             "seeds, 87.5% for 4)."]
     few = board[board["seeds"] < FEW_SEEDS]
     if not few.empty:
         lines.append(f"{len(few)} of {len(board)} rows have fewer than {FEW_SEEDS} seeds: their intervals "
@@ -187,7 +208,7 @@ _FULL_RIGHT = frozenset(range(4, len(_FULL_HEADERS)))
 
 def full_rows(rows: pd.DataFrame) -> list[list[str]]:
     """Formatted cells of every leaderboard column shown in Markdown and HTML (``_FULL_HEADERS``)."""
-    return [[str(r.rank), str(r.submission), str(r.config_id), str(r.hparams), str(r.seeds),
+    return [[format_rank(r.rank), str(r.submission), str(r.config_id), str(r.hparams), str(r.seeds),
              str(r.reached), format_fraction(r.success),
              format_fraction_interval(r.success_ci_low, r.success_ci_high), format_steps(r.median_steps),
              format_interval(r.steps_ci_low, r.steps_ci_high, r.steps_ci_level),
@@ -219,6 +240,7 @@ def markdown_report(board: pd.DataFrame) -> str:
         parts.append(f"## {title}\n")
         parts.append(f"{workload_caption(rows)}\n")
         parts.append(markdown_table(_FULL_HEADERS, full_rows(rows), _FULL_RIGHT))
+        parts.extend(f"{_md_cell(line)}\n" for line in unranked_lines(rows))
     return "\n".join(parts)
 
 
@@ -249,7 +271,7 @@ def learning_curve_png(rows: pd.DataFrame, curves: pd.DataFrame) -> bytes:
         if c.empty:
             continue
         color = palette(i % 10)
-        label = f"{group_name(r.tuning_budget, short=True)} #{r.rank} {r.submission} [{r.config_id}]"
+        label = f"{group_name(r.tuning_budget, short=True)} #{format_rank(r.rank)} {r.submission} [{r.config_id}]"
         ax_valid.plot(c["step"], c["valid_median"], color=color, label=label)
         ax_valid.fill_between(c["step"], c["valid_min"], c["valid_max"], color=color, alpha=0.2)
         ax_loss.plot(c["step"], c["train_loss_median"], color=color, label=label)
@@ -333,7 +355,8 @@ def html_report(board: pd.DataFrame, pngs: dict[str, bytes],
             cells.append([*text_cells, link])
         section = [f"<h2>{html.escape(title)}</h2>",
                    f'<p class="caption">{html.escape(workload_caption(rows))}</p>',
-                   html_table((*_FULL_HEADERS, "Paired"), cells, _FULL_RIGHT, frozenset({3}))]
+                   html_table((*_FULL_HEADERS, "Paired"), cells, _FULL_RIGHT, frozenset({3})),
+                   *(f'<p class="caption">{html.escape(line)}</p>' for line in unranked_lines(rows))]
         last_of_workload = i + 1 == len(titled) or str(titled[i + 1][1].iloc[0]["workload"]) != workload
         if workload in pngs and last_of_workload:
             section.append(_img(pngs[workload], f"learning curves of {workload}"))
@@ -341,7 +364,7 @@ def html_report(board: pd.DataFrame, pngs: dict[str, bytes],
     if comparisons:
         parts.append("<h2>Paired comparisons with the row above</h2>")
         parts.extend(_comparison_section(k, c) for k, c in comparisons.items())
-    if scores is not None:
+    if scores is not None and not scores.scores.empty:  # empty: no row has a finished seed yet
         parts.append("<h2>Performance profiles across workloads (AlgoPerf benchmark score)</h2>\n"
                      f"<pre>{html.escape(profile.table(scores))}</pre>\n"
                      + _img(profile.profile_png(scores), "performance profiles"))

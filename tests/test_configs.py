@@ -203,3 +203,61 @@ def test_bert_reference_is_the_bert_default() -> None:
     assert c.workload == "bert_large_32k" and "UNSCALED" in c.source
     assert (h["learning_rate"], h["warmup_steps"], h["weight_decay"]) == (1e-4, 10000, 0.01)
     assert (h["eps"], h["grad_clip_norm"], h["restart_per_phase"]) == (1e-6, 1.0, False)
+
+
+# --- config files of the wrong JSON types: one line naming the file and the key ------------------
+
+FMNIST = {"workload": "fashion_mnist_resnet", "source": "test", "notes": "test"}
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({**FMNIST, "hparams": {}, "knobs": [1, 2]},
+     "\"knobs\" must be a JSON object of knob names to numbers, got [1, 2]"),
+    ({**FMNIST, "hparams": {}, "knobs": {"gamma0": "a"}}, "\"knobs\" key 'gamma0' is \"a\"; a knob is a number"),
+    ({**FMNIST, "hparams": {}, "knobs": {"gamma0": True}}, "\"knobs\" key 'gamma0' is true"),
+    ({**FMNIST, "hparams": "x"}, "\"hparams\" must be a JSON object of hyperparameters, or a list"),
+    ({**FMNIST, "hparams": []}, "\"hparams\" must be a JSON object of hyperparameters, or a list"),
+    ({**FMNIST, "hparams": [{}, 3]}, "\"hparams\" must be a JSON object of hyperparameters, or a list"),
+    ({**FMNIST, "hparams": {"learning_rate": None}}, "\"hparams\" key 'learning_rate' is null"),
+    ({**FMNIST, "hparams": {"learning_rate": [1.0, 0.5]}}, "\"hparams\" key 'learning_rate' is [1.0, 0.5]"),
+    ({**FMNIST, "hparams": {"momentum": {"a": 1}}}, "\"hparams\" key 'momentum' is {\"a\": 1}"),
+    ({**FMNIST, "hparams": [{}, {"momentum": None}]}, "\"hparams\"[1] key 'momentum' is null"),
+    ({**FMNIST, "hparams": {}, "colour": "red"}, "unknown field(s) colour; the fields of a config are"),
+    ({**FMNIST, "hparams": {}, "source": 3}, "\"source\" must be a string, got 3"),
+    ({**FMNIST, "hparams": {"learning_rat": 0.1}}, "unknown hparam 'learning_rat' for submission nesterov"),
+    ({**FMNIST, "hparams": {"learning_rate": "fast"}}, "hparam 'learning_rate' of submission nesterov must be a "
+                                                       "number"),
+    ({**FMNIST, "hparams": [{}, {"warmup_steps": 1.5}]}, "hparam 'warmup_steps' of submission nesterov must be "
+                                                         "an integer"),
+    ({**FMNIST, "hparams": {"learning_rate": math.nan}}, "must be finite, got nan"),
+])
+def test_bad_config_file_is_one_line_naming_file_and_key(tmp_path: Path, content: dict, expected: str) -> None:
+    """Each was a TypeError traceback (knobs [1, 2]) or an error that did not name the file."""
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(spec.UserError) as err:
+        configs.load_config(submissions.load("nesterov"), str(path))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"config {path}") and expected in message, message
+
+
+def test_unreadable_config_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(spec.UserError, match=f"^config {path}: cannot read it: "):
+        configs.load_config(submissions.load("nesterov"), str(path))
+
+
+def test_bad_config_of_a_graft_child_names_its_file(tmp_path: Path) -> None:
+    """A graft takes its children's configs (prefixed M./D.): a child's bad file is named too
+    (the prefixing used to raise AttributeError on "hparams": "x")."""
+    mine = tmp_path / "mine"
+    (mine / "configs").mkdir(parents=True)
+    (mine / "submission.py").write_text((REPO / "submissions" / "sgd" / "submission.py").read_text())
+    bad = mine / "configs" / "bad.json"
+    bad.write_text(json.dumps({**FMNIST, "hparams": "x"}))
+    graft = submissions.load(f"{mine}#nesterov")
+    with pytest.raises(spec.UserError, match=f"^config {bad}: \"hparams\" must be a JSON object"):
+        configs.load_config(graft, "bad")
+    bad.write_text(json.dumps({**FMNIST, "hparams": {"learning_rate": 0.1, "momentum": 0.5}}))
+    assert configs.load_config(graft, "bad").hparams == {"M.learning_rate": 0.1, "M.momentum": 0.5}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
+import shutil
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,9 @@ import pytest
 from harness.spec import DataError
 from workloads.data import fashion_mnist
 from workloads.data.idx import read_idx
+
+needs_fashion = pytest.mark.skipif(not os.path.isdir(fashion_mnist.DEFAULT_DIR),
+                                   reason="needs dataset-fashion-mnist")
 
 
 def write_idx(path: str, array: np.ndarray, code: int = 0x08, compress: bool = True) -> None:
@@ -65,7 +71,7 @@ def test_env_var_overrides_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path
         fashion_mnist.load(None)
 
 
-@pytest.mark.skipif(not os.path.isdir(fashion_mnist.DEFAULT_DIR), reason="needs dataset-fashion-mnist")
+@needs_fashion
 def test_fashion_mnist_splits() -> None:
     s = fashion_mnist.load(None)
     assert s.train_x.shape == (50000, 28, 28, 1) and s.valid_x.shape == (10000, 28, 28, 1)
@@ -78,3 +84,87 @@ def test_fashion_mnist_splits() -> None:
     train_keys = {x.tobytes() for x in s.train_x[:, ::4, ::4, 0]}
     overlap = sum(x.tobytes() in train_keys for x in s.valid_x[:500, ::4, ::4, 0])
     assert overlap <= 2  # Fashion-MNIST has a handful of near-duplicate images
+
+
+# --- integrity: the published contents --------------------------------------------------------
+
+
+def copy_dataset(tmp_path: str, name: str = "fmnist") -> str:
+    directory = os.path.join(tmp_path, name)
+    shutil.copytree(fashion_mnist.DEFAULT_DIR, directory)
+    return directory
+
+
+def shuffle_labels(path: str, seed: int = 0) -> None:
+    """Rewrite the gzipped IDX label file `path` with its labels permuted: a well-formed file
+    (same header, same class counts) holding other data."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    labels = np.frombuffer(raw, np.uint8, offset=8)
+    shuffled = np.random.default_rng(seed).permutation(labels)
+    assert not np.array_equal(shuffled, labels)
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:8] + shuffled.tobytes())
+
+
+@needs_fashion
+def test_debian_files_have_the_published_digests() -> None:
+    """The package's files pass (format and digest of the contents) and the digests are SHA-256
+    of the decompressed files, recomputed here independently of the reader."""
+    for name, expected in fashion_mnist.SHA256.items():
+        with gzip.open(os.path.join(fashion_mnist.DEFAULT_DIR, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == expected, name
+    fashion_mnist.load(fashion_mnist.DEFAULT_DIR)
+
+
+@needs_fashion
+def test_valid_file_with_shuffled_labels_is_a_one_line_error(tmp_path: str) -> None:
+    directory = copy_dataset(str(tmp_path))
+    path = os.path.join(directory, "t10k-labels-idx1-ubyte.gz")
+    shuffle_labels(path)
+    read_idx(path, (10000,))  # the format checks pass: only the digest can tell
+    with pytest.raises(DataError) as error:
+        fashion_mnist.load(directory)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"corrupt data file {path}: SHA-256")
+    assert fashion_mnist.SHA256["t10k-labels-idx1-ubyte.gz"] in message  # what was expected
+    assert "apt-get install --reinstall dataset-fashion-mnist" in message and "--data_dir" in message
+
+
+@needs_fashion
+def test_recompressed_intact_copy_is_accepted(tmp_path: str) -> None:
+    """The digests are of the contents, not of one gzip encoding (Debian's .gz files differ from
+    upstream's): the same data compressed otherwise loads, with the same arrays."""
+    directory = copy_dataset(str(tmp_path))
+    for name in fashion_mnist.SHA256:
+        path = os.path.join(directory, name)
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(raw)
+        assert open(path, "rb").read() != open(os.path.join(fashion_mnist.DEFAULT_DIR, name), "rb").read()
+    np.testing.assert_array_equal(fashion_mnist.load(directory).test_y, fashion_mnist.load(None).test_y)
+
+
+@needs_fashion
+def test_each_file_is_hashed_once_per_process_until_it_changes(
+        tmp_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = copy_dataset(str(tmp_path))
+    hashed: list[int] = []
+
+    def counting_sha256(data: bytes) -> Any:
+        hashed.append(len(data))
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(fashion_mnist, "hashlib", type("H", (), {"sha256": staticmethod(counting_sha256)}))
+    name, shape = fashion_mnist.FILES["test_labels"]
+    fashion_mnist.read_file(directory, name, shape)
+    fashion_mnist.read_file(directory, name, shape)
+    assert hashed == [10008]  # once: header (8 bytes) + 10,000 labels
+    path = os.path.join(directory, name)
+    shuffle_labels(path)  # modified after it was verified: another mtime (and size), hashed anew
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(DataError, match="SHA-256"):
+        fashion_mnist.read_file(directory, name, shape)
+    assert hashed == [10008, 10008]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 from _submission_helpers import REPO, context, load_submission, nest, random_params
 
 from harness import spec
-from harness.hparams import validate_hparams
-from harness.submission_loader import builtin_names
+from harness.hparams import check_defaults, validate_hparams
+from harness.submission_loader import builtin_names, load
 
 DEFAULTS = {"learning_rate": 0.1, "warmup_steps": 10, "nesterov": True, "schedule": "cosine"}
 
@@ -94,3 +95,49 @@ def test_negative_grad_clip_norm_is_a_check_error(name: str, value: float) -> No
     for ok in (0.0, 1.0):
         module.check_hparams({**hparams, "grad_clip_norm": ok}, context(10))
         module.init(params, {**hparams, "grad_clip_norm": ok}, context(10))
+
+
+# --- DEFAULT_HPARAMS of the wrong types: one line naming the module and the key ------------------
+
+MODULE = '''import jax
+
+DEFAULT_HPARAMS = {defaults}
+
+
+def init(params, hparams, ctx):
+    return ()
+
+
+def update(grads, state, params, hparams, ctx):
+    return jax.tree.map(lambda g: -0.1 * g, grads), state
+'''
+
+
+@pytest.mark.parametrize("defaults, expected", [
+    ("[('learning_rate', 0.1)]", "does not define DEFAULT_HPARAMS as a dict of hyperparameters (it is a list)"),
+    ("None", "does not define DEFAULT_HPARAMS as a dict of hyperparameters; define"),
+    ("{'learning_rate': 0.1, 'momentum': None}", "DEFAULT_HPARAMS['momentum'] is None (NoneType); a default "
+                                                 "must be a bool, int, float or str"),
+    ("{'learning_rate': [0.1, 0.01]}", "DEFAULT_HPARAMS['learning_rate'] is [0.1, 0.01] (list)"),
+    ("{'betas': (0.9, 0.999)}", "DEFAULT_HPARAMS['betas'] is (0.9, 0.999) (tuple)"),
+    ("{'learning_rate': {'peak': 0.1}}", "DEFAULT_HPARAMS['learning_rate'] is {'peak': 0.1} (dict)"),
+    ("{'learning_rate': float('nan')}", "DEFAULT_HPARAMS['learning_rate'] is nan; a default must be finite"),
+    ("{1: 0.1}", "DEFAULT_HPARAMS has the key 1 (int); name every hyperparameter with a string"),
+])
+def test_bad_default_hparams_are_one_line_naming_module_and_key(tmp_path: Any, defaults: str,
+                                                                  expected: str) -> None:
+    """A default of None or a list was a TypeError in validate_hparams once a value was given
+    (or reached the submission unchecked); now the loader refuses the module."""
+    path = tmp_path / "bad_defaults.py"
+    path.write_text(MODULE.format(defaults=defaults))
+    with pytest.raises(spec.UserError) as err:
+        load(str(path))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"submission {path}") and expected in message, message
+
+
+def test_check_defaults_accepts_the_hparam_types() -> None:
+    check_defaults({"lr": 0.1, "steps": 3, "nesterov": True, "schedule": "cosine", "f64": np.float64(0.5)},
+                   "toy")
+    with pytest.raises(spec.UserError, match=r"^toy: DEFAULT_HPARAMS\['lr'\] is inf; a default must be finite$"):
+        check_defaults({"lr": float("inf")}, "toy")

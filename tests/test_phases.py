@@ -28,6 +28,7 @@ class TwoPhaseToy:
     direction = Direction.MAXIMIZE
     target = 2.0  # never reached
     eval_every_steps = 100  # only the phase ends evaluate
+    checkpoint_every = 0
     KNOBS: tuple[Knob, ...] = ()
     knobs: dict[str, float] = {}
     phases = (Phase(name="short", steps=3, global_batch_size=4, micro_batch_size=2, seq_len=2),
@@ -42,7 +43,8 @@ class TwoPhaseToy:
     def abstract_batch(self, batch_size: int, phase: int = 0) -> Batch:
         return {"x": jax.ShapeDtypeStruct((batch_size, self.phases[phase].seq_len), jnp.float32)}
 
-    def train_batches(self, data: None, seed: int, phase: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    def train_batches(self, data: None, seed: int, phase: int = 0, start: int = 0
+                      ) -> Iterator[dict[str, np.ndarray]]:
         p = self.phases[phase]
         while True:
             yield {"x": np.ones((p.global_batch_size, p.seq_len), np.float32)}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from harness import spec, store
-from scoring import aggregate, render, statistics
+from scoring import aggregate, compare, profile, render, statistics
 
 REPO = Path(__file__).resolve().parent.parent
 INF = math.inf
@@ -195,7 +195,7 @@ def test_sort_respects_direction() -> None:
         "direction": ["maximize", "maximize", "minimize", "minimize", "minimize"],
         "median_steps": [INF, INF, INF, INF, 500.0],
         "median_best_valid": [0.90, 0.95, 3.9, 3.6, 4.5],
-        "tuning_budget": [0] * 5, "study_id": [-1] * 5,
+        "tuning_budget": [0] * 5, "study_id": [-1] * 5, "finished": [3] * 5,
     })
     ranked = aggregate.sort_leaderboard(frame)
     assert list(ranked["submission"]) == ["b", "a", "e", "d", "c"]
@@ -208,7 +208,7 @@ def test_rows_rank_only_against_equal_tuning_budgets() -> None:
         "workload": ["w"] * 4, "submission": ["a", "b", "c", "d"], "config_id": ["1", "2", "3", "4"],
         "direction": ["maximize"] * 4, "median_steps": [INF, 100.0, 300.0, 200.0],
         "median_best_valid": [0.9, 0.8, 0.7, 0.75], "tuning_budget": [0, 0, 16, 8],
-        "study_id": [-1, -1, 1, 2],
+        "study_id": [-1, -1, 1, 2], "finished": [3] * 4,
     })
     ranked = aggregate.sort_leaderboard(frame)
     assert list(ranked["submission"]) == ["c", "d", "b", "a"]  # budgets 16, 8, then untuned
@@ -281,6 +281,60 @@ def test_a_seed_counts_once_by_its_latest_attempt(tmp_path: Path) -> None:
     assert (resumed["seeds"], resumed["reached"], resumed["interrupted"]) == (2, "2/2", 0)
     assert resumed["superseded"] == 1
     assert not math.isnan(killed["best_valid_ci_low"])  # the finished seed still has a best valid
+
+
+def test_a_row_without_a_finished_seed_is_not_ranked(tmp_path: Path) -> None:
+    """A row whose seeds are all running (or all failed) has nothing measured: it is listed after the
+    ranked rows without a rank, not ranked as a failure, and not scored in the performance profile
+    (issue 14; the old code ranked it last and gave its submission B = 0)."""
+    path = str(tmp_path / "r.db")
+    conn = store.connect(path)
+    write_config(conn, "w", "slow", {"lr": 1.0}, "accuracy", "maximize", 0.97, [Spec(0, None), Spec(1, 900)])
+    write_config(conn, "w", "inprog", {"lr": 2.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, None, "running", stop=200)])
+    write_config(conn, "w", "crashed", {"lr": 3.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, None, "failed", stop=0)])
+    conn.close()
+    with store.ResultsReader(path) as results:  # this process wrote them: its runs are still running
+        board = aggregate.leaderboard(results.runs())
+    assert list(board["submission"]) == ["slow", "crashed", "inprog"]
+    assert board["rank"].iloc[0] == 1 and board["rank"].iloc[1:].isna().all()
+    inprog = row(board, "inprog")
+    assert (inprog["seeds"], inprog["finished"], inprog["running"], inprog["failed"], inprog["interrupted"]) == \
+        (0, 0, 1, 0, 0)
+
+    lines = render.terminal_table(board).splitlines()
+    table_row = next(line for line in lines if " inprog " in line)
+    assert table_row.startswith("-  inprog") and table_row.split()[-2:] == ["0", "0"]  # no rank; div, inc 0
+    assert f"  #- {inprog['config_id']}: not ranked, no finished seed yet (1 running); lr=2" in lines
+    assert any(line.endswith("not ranked, no finished seed yet (1 failed); lr=3") for line in lines)
+    md = render.markdown_report(board)
+    assert f"| - | inprog | {inprog['config_id']} | lr=2 | 0 | 0/0 |" in md
+    assert f"inprog [{inprog['config_id']}]: not ranked, no finished seed yet (1 running)" in md
+
+    scores = profile.build(board)
+    assert list(scores.scores.index) == ["slow"]  # nothing finished: not scored as B = 0
+    assert compare.with_rows_above(results_runs(path), board) == {}  # an unranked row has no row above
+
+
+def results_runs(path: str) -> pd.DataFrame:
+    with store.ResultsReader(path) as results:
+        return results.runs()
+
+
+def test_a_submission_in_progress_on_one_workload_is_labelled_so_in_the_profile(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.db")
+    conn = store.connect(path)
+    for workload in ("w1", "w2"):
+        write_config(conn, workload, "done", {"lr": 1.0}, "accuracy", "maximize", 0.97, [Spec(0, 300)])
+    write_config(conn, "w1", "half", {"lr": 2.0}, "accuracy", "maximize", 0.97, [Spec(0, 600)])
+    write_config(conn, "w2", "half", {"lr": 2.0}, "accuracy", "maximize", 0.97,
+                 [Spec(0, None, "running", stop=100)])
+    conn.close()
+    scores = profile.build(aggregate.leaderboard(results_runs(path)))
+    assert scores.chosen.loc["half", "w2"] == profile.IN_PROGRESS
+    assert scores.ratios.loc["half", "w1"] == 2.0 and scores.ratios.loc["half", "w2"] == INF
+    assert scores.scores["half"] == pytest.approx((4 - 2) / 3 / 2)
 
 
 def test_leaderboard_sorting(board: pd.DataFrame) -> None:
@@ -444,6 +498,18 @@ def test_cli_does_not_modify_db(db, tmp_path: Path) -> None:
         aggregate.leaderboard(results.runs())
     assert snapshot(path) == before
     assert os.access(path, os.R_OK)
+
+
+@pytest.mark.parametrize("command", [
+    ["leaderboard"], ["profile"], ["study", "--study=s"], ["diagnostics", "--run=1"],
+    ["discover-schedule", "--run=1", "--first_steps=1"], ["compare", "--workload=w", "--a=x", "--b=y"]])
+def test_a_directory_as_results_is_a_one_line_error(command: list[str], tmp_path: Path, main_in_process) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    out = main_in_process("scoring", *command, f"--results={results}", f"--out={tmp_path / 'out'}")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"error: results path {results} is a directory; pass --results=FILE.db"]
+    assert list(results.iterdir()) == [] and not (tmp_path / "out").exists()
 
 
 def test_rescore_recomputes_time_to_target_from_evals() -> None:

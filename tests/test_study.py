@@ -144,7 +144,7 @@ def _wait_and_kill(proc: subprocess.Popen, db: str, sql: str, timeout: float = 3
     """SIGKILL `proc` as soon as the query returns a row (a run of the wanted kind is running)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        assert proc.poll() is None, "the study finished before it could be killed"
+        assert proc.poll() is None, f"the study ended before it could be killed: {proc.communicate()[1][-2000:]!r}"
         try:
             if os.path.exists(db) and rows(db, sql):
                 os.kill(proc.pid, signal.SIGKILL)

@@ -202,24 +202,25 @@ def test_sgd_momentum_zero_is_bit_identical_to_plain_sgd(traced: bool, nesterov:
 
 SCHEDULE_ERRORS = [
     ({"schedule": "step"}, "unknown schedule 'step'"),
-    ({"warmup_steps": -2}, "warmup_steps must be >= 0, or -1 to use warmup_fraction; got -2"),
-    ({"warmup_fraction": 1.5}, "warmup_steps must be in [0, "),
+    ({"warmup_steps": -2}, "warmup_steps = -2 is outside [-1, inf)"),  # VALID_RANGES
+    ({"warmup_fraction": 1.5}, "warmup_fraction = 1.5 is outside [0, 1]"),
+    ({"schedule": "cosine", "warmup_fraction": 1.0}, "warmup_steps must be in [0, "),
     ({"warmup_steps": BUDGET + 1}, "warmup_steps must be in [0, "),
 ]
 OWN_ERRORS: dict[str, list[tuple[dict[str, Any], str]]] = {
-    **{name: [({"momentum": -0.1}, "hparam momentum must be in [0, 1), got -0.1"),
-              ({"momentum": 1.0}, "hparam momentum must be in [0, 1), got 1.0")]
+    **{name: [({"momentum": -0.1}, f"submission {name}: hparam momentum = -0.1 is outside [0, 1)"),
+              ({"momentum": 1.0}, f"submission {name}: hparam momentum = 1.0 is outside [0, 1)")]
        for name in ("sgd", "momentum", "nesterov", "sgd_corrected")},
     "adagrad": [], "lars": [],
-    "adamw": [({"grad_clip_norm": -1.0}, "grad_clip_norm must be >= 0")],
-    "lamb": [({"grad_clip_norm": -1e-3}, "grad_clip_norm must be >= 0")],
-    "bert_adamw": [({"grad_clip_norm": 0.0}, "grad_clip_norm must be > 0 (BERT: 1.0), got 0.0"),
-                   ({"grad_clip_norm": -1.0}, "grad_clip_norm must be > 0 (BERT: 1.0), got -1.0")],
-    "adam_graft_sgd": [({"D.momentum": 1.0}, "hparam momentum must be in [0, 1), got 1.0"),
-                       ({"M.grad_clip_norm": -1.0}, "grad_clip_norm must be >= 0")],
-    "lamb_graft_sgd": [({"D.momentum": -0.5}, "hparam momentum must be in [0, 1), got -0.5"),
-                       ({"M.grad_clip_norm": -1.0}, "grad_clip_norm must be >= 0")],
-    "sgd_graft_adagrad": [({"M.momentum": 1.5}, "hparam momentum must be in [0, 1), got 1.5")],
+    "adamw": [({"grad_clip_norm": -1.0}, "hparam grad_clip_norm = -1.0 is outside [0, inf)")],
+    "lamb": [({"grad_clip_norm": -1e-3}, "hparam grad_clip_norm = -0.001 is outside [0, inf)")],
+    "bert_adamw": [({"grad_clip_norm": 0.0}, "grad_clip_norm = 0.0 is outside (0, inf) (the BERT code always"),
+                   ({"grad_clip_norm": -1.0}, "grad_clip_norm = -1.0 is outside (0, inf)")],
+    "adam_graft_sgd": [({"D.momentum": 1.0}, "submission adamw#sgd: hparam D.momentum = 1.0 is outside [0, 1)"),
+                       ({"M.grad_clip_norm": -1.0}, "hparam M.grad_clip_norm = -1.0 is outside [0, inf)")],
+    "lamb_graft_sgd": [({"D.momentum": -0.5}, "submission lamb#sgd: hparam D.momentum = -0.5 is outside [0, 1)"),
+                       ({"M.grad_clip_norm": -1.0}, "hparam M.grad_clip_norm = -1.0 is outside [0, inf)")],
+    "sgd_graft_adagrad": [({"M.momentum": 1.5}, "hparam M.momentum = 1.5 is outside [0, 1)")],
 }
 GRAFTED = ("adam_graft_sgd", "lamb_graft_sgd", "sgd_graft_adagrad")
 
@@ -293,7 +294,7 @@ def test_check_hparams_passes_for_defaults_and_other_points(name: str, correctio
         module.check_hparams(hp, ctx)
         jax.eval_shape(lambda p, hp=hp: module.init(p, hp, ctx), params)
     prefix = "D." if name in GRAFTED else ""
-    bad = {**hp, prefix + "warmup_fraction": 1.5}
+    bad = {**hp, prefix + "schedule": "cosine", prefix + "warmup_fraction": 1.0}  # no step left to decay
     with pytest.raises(spec.UserError, match="warmup_steps must be in"):
         jax.eval_shape(lambda p: module.init(p, bad, ctx), params)
 
@@ -315,7 +316,8 @@ def test_grafted_static_hparams_and_check_are_the_childrens() -> None:
     assert nested.static_hparams == frozenset({"M.M.grad_clip_norm", "D.grad_clip_norm"})
     hp = dict(nested.defaults)
     nested.check_hparams(hp, context(BUDGET))
-    with pytest.raises(spec.UserError, match="hparam momentum must be in"):
+    with pytest.raises(spec.UserError, match=r"^submission adamw#sgd#adamw: hparam M\.D\.momentum = 1\.0 is "
+                                             r"outside \[0, 1\)"):
         nested.check_hparams({**hp, "M.D.momentum": 1.0}, context(BUDGET))
     with pytest.raises(spec.UserError, match="unknown grafting partition 'rows'"):
         nested.check_hparams({**hp, "M.partition": "rows"}, context(BUDGET))

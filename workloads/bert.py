@@ -108,6 +108,7 @@ class BertPretrainingWorkload:
     #: Sequence length of the held-out records (both evaluation splits).
     eval_seq_len = records.EVAL_SEQ_LEN
     eval_every_steps = 250
+    checkpoint_every = 250  # hours on a pod: at every evaluation
     eval_batch_size = 128
     KNOBS: tuple[Knob, ...] = (
         Knob("hidden_dropout", 0.1, 0.0, 0.5, "dropout on embeddings and sub-layer outputs (BERT 0.1)"),
@@ -196,8 +197,10 @@ class BertPretrainingWorkload:
                                     "and test splits need at least 2; create more with create_pretraining_data.py")
         return BertData(train_files, tuple(eval_files), count)
 
-    def train_batches(self, data: BertData, seed: int, phase: int = 0) -> Iterator[Batch]:
-        """Endless batches of phase `phase`: this host's share of its global batch at its seq_len.
+    def train_batches(self, data: BertData, seed: int, phase: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Endless batches of phase `phase`: this host's share of its global batch at its seq_len,
+        from the phase's `start`-th batch on (records.train_dataset: the skipped batches are read
+        through, not parsed).
 
         The tf.data seed is derived from (seed, phase) with numpy's SeedSequence (never hash()).
         """
@@ -206,7 +209,7 @@ class BertPretrainingWorkload:
         assert p.seq_len is not None
         data_seed = int(np.random.SeedSequence([seed, phase]).generate_state(1)[0])
         return records.train_dataset(data.train_files[p.seq_len], p.seq_len,
-                                     self.max_predictions(p.seq_len), local, data_seed)
+                                     self.max_predictions(p.seq_len), local, data_seed, start=start)
 
     def abstract_batch(self, batch_size: int, phase: int = 0) -> Batch:
         """Shapes and dtypes of a training batch of phase `phase` (for compiling without data)."""

@@ -58,6 +58,7 @@ class ImageClassificationWorkload(abc.ABC):
     global_batch_size: int
     micro_batch_size: int
     eval_every_steps: int
+    checkpoint_every: int = 0  # minutes on a CPU: none by default (spec.Workload.checkpoint_every)
     eval_batch_size: int = 500
     input_shape: tuple[int, ...]
     KNOBS: tuple[Knob, ...] = ()
@@ -117,8 +118,9 @@ class ImageClassificationWorkload(abc.ABC):
         """The dataset (spec.Workload.load_data)."""
 
     @abc.abstractmethod
-    def train_batches(self, data: Any, seed: int, phase: int = 0) -> Iterator[Batch]:
-        """{"x", "y"} batches of this process's share (spec.Workload.train_batches)."""
+    def train_batches(self, data: Any, seed: int, phase: int = 0, start: int = 0) -> Iterator[Batch]:
+        """{"x", "y"} batches of this process's share from the `start`-th on
+        (spec.Workload.train_batches)."""
 
     @abc.abstractmethod
     def eval_batches(self, data: Any, split: str) -> Iterator[Batch]:
@@ -133,21 +135,32 @@ class DeviceResidentImageWorkload(ImageClassificationWorkload):
         return DeviceSplits(jnp.asarray(train_x), jnp.asarray(train_y),
                             {k: (jnp.asarray(x), jnp.asarray(y)) for k, (x, y) in eval_splits.items()})
 
-    def train_batches(self, data: DeviceSplits, seed: int, phase: int = 0) -> Iterator[Batch]:
+    def train_batches(self, data: DeviceSplits, seed: int, phase: int = 0, start: int = 0
+                      ) -> Iterator[Batch]:
         """Global batches without replacement within an epoch; the order depends only on (seed, epoch).
 
-        The remainder of each epoch is dropped. This process yields its contiguous share of each
-        global batch (all of it on one host). Gathering happens on the device (async dispatch).
+        Epoch e is the permutation `default_rng([seed, e])` of the training split cut into
+        n // global_batch_size consecutive batches (the remainder is dropped), so batch k of the
+        stream is batch k mod that count of epoch k // that count: `start` jumps there directly,
+        without drawing the skipped batches (a run resumed at step `start` sees the same data).
+        This process yields its contiguous share of each global batch (all of it on one host).
+        Gathering happens on the device (async dispatch).
         """
         n, batch = int(data.train_x.shape[0]), self.global_batch_size
         local, offset = host_share(batch)
-        epoch = 0
+        per_epoch = n // batch
+        if per_epoch == 0:  # (an endless loop without a batch otherwise)
+            raise ValueError(f"{self.name}: global batch {batch} exceeds the {n} training examples")
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        epoch, first = divmod(start, per_epoch)
         while True:
             perm = np.random.default_rng([seed, epoch]).permutation(n)
-            for start in range(0, n - batch + 1, batch):
-                idx = jnp.asarray(perm[start + offset:start + offset + local])
+            for k in range(first, per_epoch):
+                lo = k * batch + offset
+                idx = jnp.asarray(perm[lo:lo + local])
                 yield {"x": data.train_x[idx], "y": data.train_y[idx]}
-            epoch += 1
+            epoch, first = epoch + 1, 0
 
     def eval_batches(self, data: DeviceSplits, split: str) -> Iterator[Batch]:
         """This process's share of each eval batch of `split`, padded to one shape (mask 0)."""

@@ -59,6 +59,7 @@ class ImagenetResNet50(ImageClassificationWorkload):
     target = 0.759
     step_budget = MLPERF_BUDGET_STEPS
     eval_every_steps = EVAL_EVERY_STEPS
+    checkpoint_every = EVAL_EVERY_STEPS  # hours on a pod: at every evaluation
     num_classes = imagenet_data.NUM_CLASSES
     KNOBS = _KNOBS
 
@@ -85,10 +86,13 @@ class ImagenetResNet50(ImageClassificationWorkload):
     def load_data(self, data_dir: str | None) -> imagenet_data.ImagenetData:
         return imagenet_data.load(data_dir)
 
-    def train_batches(self, data: imagenet_data.ImagenetData, seed: int, phase: int = 0
+    def train_batches(self, data: imagenet_data.ImagenetData, seed: int, phase: int = 0, start: int = 0
                       ) -> Iterator[Batch]:
+        """Batches from the `start`-th on; the skipped ones are read through, not decoded
+        (imagenet_data.train_dataset)."""
         del phase  # single phase
-        return imagenet_data.train_batches(data, seed, self.global_batch_size, self.image_size)
+        return imagenet_data.train_batches(data, seed, self.global_batch_size, self.image_size,
+                                           start=start)
 
     def eval_batches(self, data: imagenet_data.ImagenetData, split: str) -> Iterator[Batch]:
         return imagenet_data.eval_batches(data, split, self.eval_batch_size, self.image_size)

@@ -67,6 +67,7 @@ class PydocsBert(BertPretrainingWorkload):
 
     name = NAME
     eval_every_steps = 40
+    checkpoint_every = 0  # minutes on a CPU: none by default
     #: Held-out records at phase 2's length (the base class reads seq-512 records).
     eval_seq_len = BUILD.eval_seq_len
     #: Dropout off by default: a run sees the corpus ~1.5 times, far from overfitting, and dropout

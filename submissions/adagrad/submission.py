@@ -14,7 +14,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules
+from submissions.lib import protocol, schedules, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -22,6 +22,15 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "initial_accumulator_value": 0.1,
     "eps": 1e-7,
     "weight_decay": 0.0,
+}
+
+#: Where the update rule is defined (submissions/lib/valid_ranges.py).
+VALID_RANGES: valid_ranges.Ranges = {
+    **schedules.VALID_RANGES,
+    "learning_rate": valid_ranges.LEARNING_RATE,
+    "initial_accumulator_value": valid_ranges.at_least(0.0, "a_0: the sum of squared gradients starts here"),
+    "eps": valid_ranges.GUARDED_EPS,  # sqrt(a_t + eps) with a_t = 0 is skipped (0 there)
+    "weight_decay": valid_ranges.WEIGHT_DECAY,
 }
 
 #: No float changes the program (initial_accumulator_value only fills the state, in init).
@@ -42,4 +51,4 @@ def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
     schedules.check(hparams, ctx)
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "adagrad", VALID_RANGES)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import clipping, protocol, schedules, transforms
+from submissions.lib import clipping, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -40,8 +40,19 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
 }
 
 #: grad_clip_norm: lib/clipping.py builds the clipping transform only for a value > 0, so its value
-#: changes the program (here it must be > 0, check_hparams says so).
+#: changes the program (here it must be > 0, VALID_RANGES says so).
 STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
+
+#: Where the update rule is defined (submissions/lib/valid_ranges.py); the BERT code always clips.
+VALID_RANGES: valid_ranges.Ranges = {
+    **schedules.VALID_RANGES,
+    "learning_rate": valid_ranges.LEARNING_RATE,
+    "b1": valid_ranges.DECAY,
+    "b2": valid_ranges.DECAY,
+    "eps": valid_ranges.DIVISOR_EPS,
+    "weight_decay": valid_ranges.WEIGHT_DECAY,
+    "grad_clip_norm": valid_ranges.above(0.0, "the BERT code always clips, to 1.0"),
+}
 
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
@@ -53,11 +64,9 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-    """spec.UserError (one line) unless grad_clip_norm > 0 (the BERT code always clips); for a bad
-    schedule (schedules.check)."""
-    if not hparams["grad_clip_norm"] > 0:
-        raise spec.UserError(f"grad_clip_norm must be > 0 (BERT: 1.0), got {hparams['grad_clip_norm']}")
+    """spec.UserError (one line) for a bad schedule (schedules.check); the ranges (grad_clip_norm > 0:
+    the BERT code always clips) are VALID_RANGES."""
     schedules.check(hparams, ctx)
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "bert_adamw", VALID_RANGES)

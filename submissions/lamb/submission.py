@@ -31,7 +31,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import clipping, protocol, schedules, transforms
+from submissions.lib import clipping, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -52,6 +52,17 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
 #: grad_clip_norm: 0 means "no clipping transform", so its value changes the program.
 STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
 
+#: Where the update rule is defined (submissions/lib/valid_ranges.py); grad_clip_norm >= 0.
+VALID_RANGES: valid_ranges.Ranges = {
+    **schedules.VALID_RANGES,
+    **clipping.VALID_RANGES,
+    "learning_rate": valid_ranges.LEARNING_RATE,
+    "b1": valid_ranges.DECAY,
+    "b2": valid_ranges.DECAY,
+    "eps": valid_ranges.DIVISOR_EPS,
+    "weight_decay": valid_ranges.WEIGHT_DECAY,
+}
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
@@ -63,9 +74,8 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-    """spec.UserError (one line) for a negative grad_clip_norm or a bad schedule."""
-    clipping.check(hparams)
+    """spec.UserError (one line) for a bad schedule (schedules.check); the ranges are VALID_RANGES."""
     schedules.check(hparams, ctx)
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "lamb", VALID_RANGES)

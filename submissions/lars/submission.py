@@ -16,7 +16,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules, transforms
+from submissions.lib import protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -31,6 +31,16 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
 
 #: No float changes the program.
 STATIC_HPARAMS: frozenset[str] = frozenset()
+
+#: Where the update rule is defined (submissions/lib/valid_ranges.py).
+VALID_RANGES: valid_ranges.Ranges = {
+    **schedules.VALID_RANGES,
+    "learning_rate": valid_ranges.LEARNING_RATE,
+    "momentum": valid_ranges.DECAY,
+    "weight_decay": valid_ranges.WEIGHT_DECAY,
+    "trust_coefficient": valid_ranges.above(0.0, "eta scales every weight's step: 0 freezes the weights"),
+    "eps": valid_ranges.GUARDED_EPS,  # the trust ratio is 1 where ||w|| or ||g|| is 0
+}
 
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
@@ -47,4 +57,4 @@ def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
     schedules.check(hparams, ctx)
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "lars", VALID_RANGES)

@@ -13,7 +13,7 @@ on TPU clips each replica's gradient before CrossShardOptimizer sums them across
 
 grad_clip_norm is a static hyperparameter (harness/spec.py): c = 0 means "no clipping transform",
 so its value changes the program. A submission using this module lists STATIC_HPARAMS among its
-own and calls check() from its check_hparams.
+own, and VALID_RANGES (c >= 0) among its valid ranges (submissions/lib/valid_ranges.py).
 """
 
 from __future__ import annotations
@@ -24,18 +24,15 @@ from typing import Any
 import jax
 import optax
 
-from harness import spec
+from submissions.lib import valid_ranges
 
 #: The hparams of this module that a submission must declare static (its STATIC_HPARAMS).
 STATIC_HPARAMS: frozenset[str] = frozenset({"grad_clip_norm"})
 
 
-def check(hparams: Mapping[str, Any]) -> None:
-    """spec.UserError (one line) unless ``hparams["grad_clip_norm"]`` (0.0 when absent) is >= 0."""
-    c = hparams.get("grad_clip_norm", 0.0)
-    if not c >= 0:  # also NaN
-        raise spec.UserError(f"grad_clip_norm must be >= 0 (0 disables clipping; the BERT code "
-                             f"clips to 1.0), got {c}")
+#: The valid range of grad_clip_norm, for a submission's VALID_RANGES.
+VALID_RANGES: dict[str, valid_ranges.Range] = {
+    "grad_clip_norm": valid_ranges.at_least(0.0, "0 disables clipping; the BERT code clips to 1.0")}
 
 
 def from_hparams(hparams: Mapping[str, Any]) -> optax.GradientTransformation:

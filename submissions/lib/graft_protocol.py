@@ -11,8 +11,10 @@ Hyperparameters are namespaced: ``"M.<name>"`` goes to M, ``"D.<name>"`` to D, a
 (``global`` | ``layerwise`` | ``param_type``, default ``layerwise``) is the grafting's own. The
 defaults are each child's DEFAULT_HPARAMS under its prefix. Nesting works: in (A#B)#C, A's
 learning rate is ``M.M.learning_rate``. So are the static hyperparameters (each child's
-STATIC_HPARAMS under its prefix; ``partition`` is a string, static anyway) and the checks (each
-child's check_hparams on its own hyperparameters, then the partition's name).
+STATIC_HPARAMS under its prefix; ``partition`` is a string, static anyway), the valid ranges
+(each child's VALID_RANGES under its prefix, ``namespaced_ranges``) and the checks (each child's
+check_hparams on its own hyperparameters, a value outside a child's valid range reported under
+the graft's name and the prefixed key, e.g. ``D.momentum``; then the partition's name).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jax
 import optax
 
 from harness import spec
-from submissions.lib import grafting, protocol
+from submissions.lib import grafting, protocol, valid_ranges
 
 PREFIX_M, PREFIX_D, SEP = "M", "D", "."
 DEFAULT_PARTITION = "layerwise"
@@ -82,6 +84,15 @@ def namespaced_static(static_m: frozenset[str], static_d: frozenset[str]) -> fro
     return frozenset({f"{PREFIX_M}{SEP}{k}" for k in static_m} | {f"{PREFIX_D}{SEP}{k}" for k in static_d})
 
 
+def namespaced_ranges(ranges_m: valid_ranges.Ranges, ranges_d: valid_ranges.Ranges
+                      ) -> dict[str, valid_ranges.Range]:
+    """{"M.k": range, ..., "D.k": range, ...} from the children's VALID_RANGES (what the graft's
+    check_hparams enforces through the children's own checks)."""
+    out = {f"{PREFIX_M}{SEP}{k}": v for k, v in ranges_m.items()}
+    out.update({f"{PREFIX_D}{SEP}{k}": v for k, v in ranges_d.items()})
+    return out
+
+
 def split(hparams: spec.Hparams) -> tuple[dict[str, Any], dict[str, Any]]:
     """(M's hparams, D's hparams) with the prefixes removed."""
     def part(prefix: str) -> dict[str, Any]:
@@ -106,15 +117,23 @@ def combine(m: Child, d: Child) -> Grafted:
         return grafting.graft(as_optax(m, hm, ctx), as_optax(d, hd, ctx), hparams["partition"],
                               ctx.param_types)
 
+    name = f"{m.name}#{d.name}"
+
     def check_hparams(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-        """Each child's check_hparams on its own hparams, then the partition's name (UserError)."""
+        """Each child's check_hparams on its own hparams (a value outside a child's valid range
+        named as the graft's, with the prefix), then the partition's name (UserError)."""
         hm, hd = split(hparams)
-        for child, h in ((m, hm), (d, hd)):
-            if child.check_hparams is not None:
+        for prefix, child, h in ((PREFIX_M, m, hm), (PREFIX_D, d, hd)):
+            if child.check_hparams is None:
+                continue
+            try:
                 child.check_hparams(h, ctx)
+            except valid_ranges.OutOfRange as e:
+                raise valid_ranges.OutOfRange(e.violation.within(name, prefix + SEP)) from None
         grafting.group_fn(hparams["partition"])
 
-    init, update, _, _ = protocol.from_optax(build, check_hparams)
+    # The graft's own ranges are its children's, checked by check_hparams through them.
+    init, update, _, _ = protocol.from_optax(build, check_hparams, name, {})
 
     def next_phase(state: grafting.GraftState, params: spec.Params, hparams: spec.Hparams,
                    ctx: spec.SubmissionContext) -> grafting.GraftState:
@@ -124,6 +143,6 @@ def combine(m: Child, d: Child) -> Grafted:
         sd = d.next_phase(state.d, params, hd, ctx) if d.next_phase else state.d
         return dataclasses.replace(state, m=sm, d=sd)
 
-    return Grafted(f"{m.name}#{d.name}", namespaced(m.defaults, d.defaults), init, update,
+    return Grafted(name, namespaced(m.defaults, d.defaults), init, update,
                    next_phase, grafting.diagnostics, (m.name, d.name),
                    namespaced_static(m.static_hparams, d.static_hparams), check_hparams)

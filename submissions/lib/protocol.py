@@ -7,10 +7,12 @@ The pattern of every optax-built submission (harness/spec.py, "Static and traced
     def optimizer(hparams, ctx) -> optax.GradientTransformation:   # no checks, no Python branches
         ...                                                          # on numeric (traced) hparams
 
-    def check(hparams, ctx) -> None:               # the range checks, concrete values, UserError
-        ...
+    VALID_RANGES: valid_ranges.Ranges = {...}      # where the update rule is defined, per hparam
 
-    init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+    def check(hparams, ctx) -> None:               # other checks (schedule, files), concrete values,
+        ...                                         # UserError
+
+    init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "name", VALID_RANGES)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, NamedTuple
 import optax
 
 from harness import spec
+from submissions.lib import valid_ranges
 
 Build = Callable[[spec.Hparams, spec.SubmissionContext], optax.GradientTransformation]
 Init = Callable[[spec.Params, spec.Hparams, spec.SubmissionContext], Any]
@@ -39,19 +42,22 @@ class Protocol(NamedTuple):
     check_hparams: Check
 
 
-def from_optax(build: Build, check: Check) -> Protocol:
-    """(init, update, next_phase, check_hparams) for a submission whose optimizer is the optax
-    transformation `build` returns and whose hyperparameter checks are `check`.
+def from_optax(build: Build, check: Check, name: str, ranges: valid_ranges.Ranges) -> Protocol:
+    """(init, update, next_phase, check_hparams) for the submission `name` whose optimizer is the
+    optax transformation `build` returns, whose hyperparameters have the valid `ranges`
+    (submissions/lib/valid_ranges.py) and whose other hyperparameter checks are `check`.
 
     The transformation is rebuilt from the hparams and ctx inside each call, which costs nothing at
     run time: the harness traces update once per phase, inside its jitted step, where the numeric
     hparams are traced scalars (so `build` must not branch on them in Python) and the static ones
     (STATIC_HPARAMS, bools, ints, strings) Python values.
 
-    check_hparams is `check`: the harness calls it with concrete values before anything runs. init
-    runs on the host with concrete values too and calls `check` first, so a caller that goes
-    straight to init (a notebook, an older harness) still gets the one-line spec.UserError rather
-    than a failure inside `build`. update never checks (its hparams may be traced).
+    check_hparams is valid_ranges.check of `ranges` (naming the phase when the workload has
+    several), then `check`: the harness calls it with concrete values for every phase before
+    anything runs. init runs on the host with concrete values too and calls check_hparams first,
+    so a caller that goes straight to init (a notebook, an older harness) still gets the one-line
+    spec.UserError rather than a failure inside `build`. update never checks (its hparams may be
+    traced).
 
     next_phase(state, params, hparams, ctx) is the optional hook of harness/spec.py, called on the
     host at the start of each phase after the first with that phase's hparams and ctx. With
@@ -60,8 +66,12 @@ def from_optax(build: Build, check: Check) -> Protocol:
     from a checkpoint without optimizer slots); otherwise (or without that key) the state unchanged.
     """
 
-    def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+    def check_hparams(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+        valid_ranges.check(name, ranges, hparams, ctx.phase.name if len(ctx.phases) > 1 else None)
         check(hparams, ctx)
+
+    def init(params: spec.Params, hparams: spec.Hparams, ctx: spec.SubmissionContext) -> Any:
+        check_hparams(hparams, ctx)
         return build(hparams, ctx).init(params)
 
     def update(grads: spec.Params, state: Any, params: spec.Params, hparams: spec.Hparams,
@@ -74,4 +84,4 @@ def from_optax(build: Build, check: Check) -> Protocol:
             return init(params, hparams, ctx)
         return state
 
-    return Protocol(init, update, next_phase, check)
+    return Protocol(init, update, next_phase, check_hparams)

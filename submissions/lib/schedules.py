@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from harness import spec
+from submissions.lib import valid_ranges
 
 Schedule = Callable[[jax.Array], jax.Array]
 Scalar = float | jax.Array  # a rate or a power: a Python float or a (traced) JAX scalar
@@ -231,6 +232,19 @@ DEFAULTS: dict[str, float | int | bool | str] = {
 }
 
 
+#: The valid ranges of the numeric keys of DEFAULTS (submissions/lib/valid_ranges.py): a
+#: submission's VALID_RANGES is ``{**schedules.VALID_RANGES, <its own>}``, as its DEFAULT_HPARAMS.
+#: Whether a warmup fits in the schedule's span depends on the schedule and the budget: check().
+VALID_RANGES: dict[str, valid_ranges.Range] = {
+    "warmup_fraction": valid_ranges.FRACTION,
+    "warmup_steps": valid_ranges.at_least(-1, "-1 means: use warmup_fraction"),
+    "init_learning_rate": valid_ranges.LEARNING_RATE,
+    "final_learning_rate": valid_ranges.LEARNING_RATE,
+    "p_warmup": valid_ranges.POWER,
+    "p_decay": valid_ranges.POWER,
+}
+
+
 def check(hparams: Mapping[str, Any], ctx: spec.SubmissionContext) -> None:
     """spec.UserError (one line) for an unknown schedule, a missing key or an invalid warmup
     (warmup_steps < -1; no warmup_fraction; a warmup outside the schedule's span).
@@ -248,7 +262,7 @@ def check(hparams: Mapping[str, Any], ctx: spec.SubmissionContext) -> None:
         raise spec.UserError(f"schedule {name!r} needs hparams {', '.join(missing)}")
     h = hparams
     steps = h.get("warmup_steps", -1)
-    if steps < -1:
+    if steps not in VALID_RANGES["warmup_steps"]:  # for callers without the range check first
         raise spec.UserError(f"warmup_steps must be >= 0, or -1 to use warmup_fraction; got {steps}")
     if steps == -1 and "warmup_fraction" not in h:
         raise spec.UserError("the schedule needs hparams warmup_steps (>= 0) or warmup_fraction")

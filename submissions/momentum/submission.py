@@ -8,8 +8,8 @@ eta_t: MLPerf polynomial schedule (Nado et al. Sec. 2.1.4). The learning rate mu
 momentum buffer from outside (optax.sgd), unlike the TF/MLPerf MomentumOptimizer-in-LARS form.
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
-Built by the sgd submission's optimizer with nesterov=False and checked by its check (mu in
-[0, 1), the schedule); mu is traced, the momentum buffer always there.
+Built by the sgd submission's optimizer with nesterov=False and checked by its VALID_RANGES (mu
+in [0, 1), ...) and check (the schedule); mu is traced, the momentum buffer always there.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules
+from submissions.lib import protocol, schedules, valid_ranges
 from submissions.sgd import submission as _sgd
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
@@ -36,4 +36,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 #: No float changes the program (the sgd submission's: momentum is traced).
 STATIC_HPARAMS: frozenset[str] = _sgd.STATIC_HPARAMS
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, _sgd.check)
+#: The sgd submission's (the same numeric hparams, the same update rule).
+VALID_RANGES: valid_ranges.Ranges = _sgd.VALID_RANGES
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, _sgd.check, "momentum", VALID_RANGES)

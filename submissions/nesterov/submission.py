@@ -6,7 +6,8 @@ r"""Nesterov momentum with L2 on weight-like parameters (Nado et al. 2021, Sec. 
 
 eta_t: MLPerf polynomial schedule, p_warmup = 2 as Nado et al. Configuration B (Table 1).
 This is optax.add_decayed_weights (masked) followed by optax.sgd(nesterov=True): the sgd
-submission's optimizer with nesterov=True, checked by its check (mu in [0, 1), the schedule).
+submission's optimizer with nesterov=True, checked by its VALID_RANGES (mu in [0, 1), ...) and
+check (the schedule).
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules
+from submissions.lib import protocol, schedules, valid_ranges
 from submissions.sgd import submission as _sgd
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
@@ -36,4 +37,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 #: No float changes the program (the sgd submission's: momentum is traced).
 STATIC_HPARAMS: frozenset[str] = _sgd.STATIC_HPARAMS
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, _sgd.check)
+#: The sgd submission's (the same numeric hparams, the same update rule).
+VALID_RANGES: valid_ranges.Ranges = _sgd.VALID_RANGES
+
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, _sgd.check, "nesterov", VALID_RANGES)

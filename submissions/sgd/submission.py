@@ -5,7 +5,8 @@ r"""Plain SGD, momentum optional (0 by default), L2 on weight-like parameters on
     w_{t+1} = w_t - eta_t * v_t                (w_t - eta_t * (mu * v_t + g_t) if nesterov)
     momentum mu = 0:   v_t = g_t, so  w_{t+1} = w_t - eta_t * g_t  (plain SGD)
 
-optax.add_decayed_weights (masked) then optax.sgd with a momentum trace, mu in [0, 1). The buffer
+optax.add_decayed_weights (masked) then optax.sgd with a momentum trace, mu in [0, 1) (VALID_RANGES:
+mu >= 1 never forgets a gradient, the buffer grows without bound). The buffer
 v is kept for every mu, 0 included: mu is a traced hyperparameter (a tuning study searches
 {0.0, 0.9} with one compiled step), so the state's structure cannot depend on it. With mu = 0,
 v_t = g_t + 0 * v_{t-1} = g_t exactly (for finite v_{t-1}), and the parameters are bit-identical
@@ -14,9 +15,9 @@ steps); only the memory of one buffer is spent.
 eta_t: hparams["schedule"] (submissions/lib/schedules.py), MLPerf polynomial by default. The
 direction of choice for grafting (Adam#SGD, Agarwal et al. Sec. 4).
 
-``optimizer`` and ``check`` are the builder and the checks of the whole SGD family: the momentum
-and nesterov submissions are this update rule with nesterov fixed (and their own defaults),
-sgd_corrected scales its steps.
+``optimizer``, ``VALID_RANGES`` and ``check`` are the builder, the valid ranges and the checks of
+the whole SGD family: the momentum and nesterov submissions are this update rule with nesterov
+fixed (and their own defaults), sgd_corrected scales its steps.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules
+from submissions.lib import protocol, schedules, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -32,6 +33,14 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "momentum": 0.0,
     "nesterov": False,
     "weight_decay": 0.0,
+}
+
+#: Where the update rule is defined (submissions/lib/valid_ranges.py); nesterov is a bool.
+VALID_RANGES: valid_ranges.Ranges = {
+    **schedules.VALID_RANGES,
+    "learning_rate": valid_ranges.LEARNING_RATE,
+    "momentum": valid_ranges.DECAY,
+    "weight_decay": valid_ranges.WEIGHT_DECAY,
 }
 
 #: No float changes the program: momentum is traced, the buffer is kept for every value.
@@ -50,10 +59,9 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext, *, nesterov: b
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-    """spec.UserError (one line) for a momentum outside [0, 1) or a bad schedule (schedules.check)."""
-    if not 0.0 <= hparams["momentum"] < 1.0:
-        raise spec.UserError(f"hparam momentum must be in [0, 1), got {hparams['momentum']}")
+    """spec.UserError (one line) for a bad schedule (schedules.check); the ranges (momentum in
+    [0, 1), ...) are VALID_RANGES, checked first by check_hparams."""
     schedules.check(hparams, ctx)
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "sgd", VALID_RANGES)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import corrections, protocol
+from submissions.lib import corrections, protocol, valid_ranges
 from submissions.sgd import submission as _sgd
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
@@ -32,6 +32,9 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
 #: and the partition are strings, static).
 STATIC_HPARAMS: frozenset[str] = _sgd.STATIC_HPARAMS
 
+#: The sgd submission's (corrections and partition are strings, checked by check).
+VALID_RANGES: valid_ranges.Ranges = _sgd.VALID_RANGES
+
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The sgd submission's optimizer, then each group's step times its multiplier (the file's)."""
@@ -43,7 +46,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-    """spec.UserError (one line) for the sgd submission's bad values (momentum, schedule), an
+    """spec.UserError (one line) for the sgd submission's bad values (the schedule), an
     unknown partition, and a corrections file that is missing, does not parse, was discovered
     under another partition or does not name exactly the model's groups (the file is read here)."""
     _sgd.check(hparams, ctx)
@@ -56,4 +59,5 @@ def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
                              f"corrections file {path}")
 
 
-init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check)
+init, update, next_phase, check_hparams = protocol.from_optax(optimizer, check, "sgd_corrected",
+                                                                 VALID_RANGES)

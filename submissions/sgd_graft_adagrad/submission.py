@@ -27,5 +27,8 @@ GRAFT_CHILDREN = _GRAFTED.children
 #: Each child's STATIC_HPARAMS under its prefix (harness/spec.py: floats that change the program).
 STATIC_HPARAMS: frozenset[str] = _GRAFTED.static_hparams
 
+#: Each child's VALID_RANGES under its prefix (check_hparams checks them through the children).
+VALID_RANGES = graft_protocol.namespaced_ranges(_m.VALID_RANGES, _d.VALID_RANGES)
+
 init, update, next_phase, check_hparams, diagnostics = (
     _GRAFTED.init, _GRAFTED.update, _GRAFTED.next_phase, _GRAFTED.check_hparams, _GRAFTED.diagnostics)

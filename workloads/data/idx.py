@@ -20,20 +20,29 @@ _DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8
 
 
 def read_idx(path: str, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Read one IDX file (optionally gzipped); raise DataError if it is missing or malformed.
+    """Read one IDX file (optionally gzipped); raise DataError if it is missing or malformed."""
+    return parse_idx(read_payload(path), path, expected_shape)
 
-    Format: two zero bytes, a dtype code, the number of dimensions n, n big-endian uint32 sizes, then
-    the data. The payload length must equal the product of the sizes times the item size exactly.
-    """
+
+def read_payload(path: str) -> bytes:
+    """The IDX bytes of `path`, gunzipped if it ends in .gz; DataError if missing or undecompressable."""
     if not os.path.exists(path):
         raise DataError(f"missing data file {path}")
     try:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"corrupt data file {path}: cannot decompress ({e}); reinstall the package "
                         "or re-download the file") from None
+
+
+def parse_idx(raw: bytes, path: str, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The array held by the IDX bytes `raw` (read from `path`, named in errors); DataError if malformed.
+
+    Format: two zero bytes, a dtype code, the number of dimensions n, n big-endian uint32 sizes, then
+    the data. The payload length must equal the product of the sizes times the item size exactly.
+    """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise DataError(f"corrupt data file {path}: bad IDX magic number {raw[:4].hex()}; expected "
                         "00 00 <dtype> <ndim>")

@@ -251,12 +251,20 @@ def _host_seeds(seed: int, process_index: int) -> tuple[int, int, int]:
 
 
 def train_dataset(data: ImagenetData, seed: int, batch_size: int, image_size: int = IMAGE_SIZE,
-                  process_index: int = 0, process_count: int = 1) -> Any:
-    """Endless tf.data pipeline of this host's training batches of `batch_size` (drop remainder).
+                  process_index: int = 0, process_count: int = 1, start: int = 0) -> Any:
+    """Endless tf.data pipeline of this host's training batches of `batch_size` (drop remainder),
+    from the `start`-th batch on.
 
     Each host reads its own 1/process_count of the train split (tfds.even_splits); the file order,
     the shuffle buffer and the augmentations are seeded from (seed, process_index) only.
+
+    `start` (a run resumed at step `start`): the iterator yields exactly what the one from 0
+    yields after `start` batches. The skipped examples are still read and shuffled (start ·
+    batch_size encoded JPEGs on this host: tf.data has no random access into a shuffled stream),
+    but not decoded or augmented.
     """
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     tf, tfds = tensorflow(), tensorflow_datasets()
     file_seed, shuffle_seed, aug_seed = _host_seeds(seed, process_index)
     split = tfds.even_splits(data.splits["train"], n=process_count)[process_index]
@@ -270,17 +278,24 @@ def train_dataset(data: ImagenetData, seed: int, batch_size: int, image_size: in
         return {"x": preprocess_train(example["image"], example_seed, image_size),
                 "y": tf.cast(example["label"], tf.int32)}
 
-    ds = ds.enumerate().map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Resuming: every pipeline built here yields the same stream (explicitly seeded file and
+    # buffer shuffles, order-keeping map; tests/test_resume_batches.py), and each example's
+    # augmentation depends on its index in that stream only. The stream is endless, so batch k
+    # holds examples [k·B, (k+1)·B): skipping start·B examples after `enumerate` (which keeps
+    # their indices) and before the decoding map equals skipping `start` batches.
+    ds = ds.enumerate().skip(start * batch_size)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def train_batches(data: ImagenetData, seed: int, global_batch_size: int, image_size: int = IMAGE_SIZE,
-                  process_index: int | None = None, process_count: int | None = None
+                  process_index: int | None = None, process_count: int | None = None, start: int = 0
                   ) -> Iterator[dict[str, np.ndarray]]:
-    """Endless {"x": float32 (B, S, S, 3), "y": int32 (B,)} of this host, B = global // processes."""
+    """Endless {"x": float32 (B, S, S, 3), "y": int32 (B,)} of this host, B = global // processes,
+    from the `start`-th batch on (train_dataset)."""
     index, count = process(process_index, process_count)
     local, _ = host_share(global_batch_size, index, count)
-    yield from train_dataset(data, seed, local, image_size, index, count).as_numpy_iterator()
+    yield from train_dataset(data, seed, local, image_size, index, count, start).as_numpy_iterator()
 
 
 def eval_batches(data: ImagenetData, split: str, batch_size: int, image_size: int = IMAGE_SIZE,

@@ -229,17 +229,32 @@ def count_records(files: Sequence[str], seq_len: int, max_predictions: int) -> i
 
 
 def train_dataset(files: Sequence[str], seq_len: int, max_predictions: int, batch_size: int, seed: int,
-                  shuffle_buffer: int = 10_000) -> Iterator[Batch]:
-    """Endless batches of `batch_size` records (this host's share of the global batch).
+                  shuffle_buffer: int = 10_000, start: int = 0) -> Iterator[Batch]:
+    """Endless batches of `batch_size` records (this host's share of the global batch), from the
+    `start`-th batch of the stream on.
 
     Order, a function of (seed, process index) only: the file list is shuffled with `seed` (anew
     each epoch), files are interleaved deterministically, records are sharded across hosts
     (record i goes to host i mod process_count, so any number of files works: every host reads
     every file and keeps its share), shuffled in a buffer of `shuffle_buffer` records with `seed`,
     parsed and batched (incomplete batches dropped, so every batch has one shape).
+
+    `start` (a run resumed at step `start`): the first `start` batches are skipped, so the
+    iterator yields exactly what the one from 0 yields after `start` batches. The pipeline still
+    reads and shuffles the skipped records (start · batch_size reads on this host, about as long
+    as reading them for training, minus the parsing): tf.data has no random access into a shuffled
+    stream of TFRecords.
     """
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     tf = tensorflow()
     files = sorted(files)
+    # Deterministic from (seed, process index) in every new pipeline (tests/test_resume_batches.py):
+    # both shuffles take an explicit seed, so each pipeline built here draws the same sequence of
+    # per-epoch orders (reshuffle_each_iteration reshuffles per pass *within* one pipeline, the
+    # same way in every pipeline), the interleave is sequential and the parallel map keeps order.
+    # Hence `skip(start)` of the batched stream is the resumed stream; it comes before the parse,
+    # which is then spent on the kept batches only.
     dataset = (tf.data.Dataset.from_tensor_slices(files)
                .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
                .repeat()
@@ -248,6 +263,7 @@ def train_dataset(files: Sequence[str], seq_len: int, max_predictions: int, batc
                .shard(jax.process_count(), jax.process_index())
                .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size, drop_remainder=True)
+               .skip(start)
                .map(_parser(seq_len, max_predictions), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
                .prefetch(2))
