@@ -46,10 +46,8 @@ STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
 #: Where the update rule is defined (submissions/lib/valid_ranges.py); the BERT code always clips.
 VALID_RANGES: valid_ranges.Ranges = {
     **schedules.VALID_RANGES,
+    **valid_ranges.ADAM_MOMENTS,
     "learning_rate": valid_ranges.LEARNING_RATE,
-    "b1": valid_ranges.DECAY,
-    "b2": valid_ranges.DECAY,
-    "eps": valid_ranges.DIVISOR_EPS,
     "weight_decay": valid_ranges.WEIGHT_DECAY,
     "grad_clip_norm": valid_ranges.above(0.0, "the BERT code always clips, to 1.0"),
 }

@@ -56,10 +56,8 @@ STATIC_HPARAMS: frozenset[str] = clipping.STATIC_HPARAMS
 VALID_RANGES: valid_ranges.Ranges = {
     **schedules.VALID_RANGES,
     **clipping.VALID_RANGES,
+    **valid_ranges.ADAM_MOMENTS,
     "learning_rate": valid_ranges.LEARNING_RATE,
-    "b1": valid_ranges.DECAY,
-    "b2": valid_ranges.DECAY,
-    "eps": valid_ranges.DIVISOR_EPS,
     "weight_decay": valid_ranges.WEIGHT_DECAY,
 }
 

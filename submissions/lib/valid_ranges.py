@@ -100,6 +100,8 @@ FRACTION = closed(0.0, 1.0, "a fraction of the schedule's steps")
 POWER = above(0.0, "the polynomial schedule's exponent must be positive")
 #: A divisor's guard eps in g / (sqrt(v) + eps) where v can be 0 (Adam, LAMB).
 DIVISOR_EPS = above(0.0, "eps = 0 divides 0 by 0 where a gradient and its moments are 0")
+#: Adam's moments and denominator (AdamW, LAMB, BERT's AdamW): decays b1, b2 in [0, 1), eps > 0.
+ADAM_MOMENTS: dict[str, Range] = {"b1": DECAY, "b2": DECAY, "eps": DIVISOR_EPS}
 #: An eps added where the code already guards 0 / 0 (AdaGrad's sqrt(a + eps), LARS' denominator).
 GUARDED_EPS = at_least(0.0, "a negative eps can make the denominator 0 or negative")
 
