@@ -187,7 +187,8 @@ class Sweep:
         self._compiled: dict[str, CompiledSteps] = {}
         start = time.perf_counter()
         self.evaluator = Evaluator(plan, self.data)
-        self.evaluator.warm_up(self._initial_state(jax.random.PRNGKey(0), plan))
+        with interrupts.deferred():  # compiles the evaluation step
+            self.evaluator.warm_up(self._initial_state(jax.random.PRNGKey(0), plan))
         evaluator_seconds = time.perf_counter() - start
         #: Seconds spent compiling (and warming up) so far: the eval step and every compile class.
         self.compile_seconds = evaluator_seconds + self.compiled(plan).seconds
@@ -232,7 +233,9 @@ class Sweep:
     def _initial_state(self, init_key: jax.Array, plan: RunPlan) -> TrainState:
         params, model_state = self._init(init_key)
         first = plan.phases[0]
-        state = TrainState(params, model_state, plan.submission.init(params, first.hparams, first.ctx))
+        with submission_loader.guard(plan.submission):  # its code (harness/audit.py)
+            opt_state = plan.submission.init(params, first.hparams, first.ctx)
+        state = TrainState(params, model_state, opt_state)
         # One fresh replicated buffer per leaf: the step may donate its input state (an init may alias).
         return parallel.put_replicated(jax.tree.map(lambda x: jnp.array(x, copy=True), state), plan.mesh)
 
@@ -242,7 +245,8 @@ class Sweep:
         if k == 0 or next_phase is None:
             return state
         p = plan.phases[k]
-        opt_state = next_phase(state.opt_state, state.params, p.hparams, p.ctx)
+        with submission_loader.guard(plan.submission):
+            opt_state = next_phase(state.opt_state, state.params, p.hparams, p.ctx)
         return TrainState(state.params, state.model_state, parallel.put_replicated(opt_state, plan.mesh))
 
     def checkpoint_every(self) -> int:
@@ -265,6 +269,8 @@ class Sweep:
         resume = self._resumable(conn, plan, seed, study)
         if resume is not None:
             run_id, step = resume
+            if self.primary:
+                print(f"seed {seed}: resuming run {run_id} from its checkpoint at step {step}", flush=True)
             recorder = recording.resume(conn if self.primary else None, plan, run_id, seed, step,
                                         self.options.tensorboard_dir)
         else:
