@@ -400,8 +400,8 @@ class Sweep:
         """Evaluate on every split, record the evaluation and the diagnostics since the last one."""
         sums, diagnostics = pending.drain()
         train_loss, train_metric = mean_loss_and_metric(sums, self.workload.metric)
-        valid_loss, valid = self.evaluator.split(state, "validation")
-        test_loss, test = self.evaluator.split(state, "test")
+        scores = self.evaluator.evaluate(state)
+        (valid_loss, valid), (test_loss, test) = scores["validation"], scores["test"]
         result = EvalResult(step, train_seconds, train_loss, train_metric, valid_loss, valid, test_loss, test)
         recorder.record_eval(result, diagnostics)
         outcome.observe(result)

@@ -5,6 +5,14 @@ A search space is a JSON object mapping hyperparameter names of the submission t
     {"min": a, "max": b, "scaling": "linear" | "log"}     a continuous range (log: a > 0)
     {"feasible_points": [v1, v2, ...]}                     a discrete set (any JSON values)
 
+Either may also carry ``"note": "text"``: where the range comes from (a paper's table, a probe).
+Notes are documentation only: they are kept in ``SearchSpace.notes`` and left out of ``raw``, so
+the canonical JSON, the hash that names a study and the settings a resumed study must match are
+those of the ranges alone (editing a note neither renames a study nor stops it resuming). Why a
+key inside the dimension and not a top-level notes object: AlgoPerf's reader (algoperf/halton.py,
+generate_search) reads only feasible_points, or min, max and scaling, of each dimension, so a
+file with notes stays an AlgoPerf search space; a top-level key would read as a hyperparameter.
+
 Points (Bousquet et al. 2017, the quasi-random search of Nado et al. and AlgoPerf): the i-th point
 of a scrambled Halton sequence in [0, 1)^d (scipy.stats.qmc.Halton, seeded by the study seed; one
 dimension per hyperparameter, in sorted name order), mapped per dimension as
@@ -34,6 +42,8 @@ from harness.errors import UserError
 from harness.hparams import validate_hparams
 
 SCALINGS = ("linear", "log")
+#: The optional documentation key of a dimension (module docstring).
+NOTE = "note"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +71,8 @@ class Dimension:
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     dimensions: tuple[Dimension, ...]  # sorted by name
-    raw: Mapping[str, Any]  # the JSON as given
+    raw: Mapping[str, Any]  # the JSON as given, without the notes
+    notes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # hparam -> its "note"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -90,7 +101,8 @@ def parse(raw: Any, defaults: Mapping[str, Any], submission: str, source: str) -
 
     One-line UserError for: not an object, an unknown hyperparameter, a dimension that is neither a
     range nor feasible points, min > max, log scaling with min <= 0, an unknown scaling, empty
-    feasible points, or values the hyperparameter cannot take (type, e.g. a string for a float).
+    feasible points, values the hyperparameter cannot take (type, e.g. a string for a float), or a
+    note that is not a string. Notes are split off (module docstring).
     """
     def bad(what: str) -> UserError:
         return UserError(f"search space {source}: {what}")
@@ -98,13 +110,19 @@ def parse(raw: Any, defaults: Mapping[str, Any], submission: str, source: str) -
     if not isinstance(raw, Mapping) or not raw:
         raise bad("must be a JSON object mapping hyperparameters to {\"min\", \"max\", \"scaling\"} or "
                   "{\"feasible_points\": [...]}")
-    dims = []
+    dims, ranges, notes = [], {}, {}
     for name in sorted(raw):
         spec = raw[name]
         if name not in defaults:
             raise bad(f"unknown hparam {name!r} of submission {submission}; known: {', '.join(sorted(defaults))}")
         if not isinstance(spec, Mapping):
             raise bad(f"{name} must be an object")
+        if NOTE in spec:
+            if not isinstance(spec[NOTE], str):
+                raise bad(f"{name}: \"{NOTE}\" must be a string, got {json.dumps(spec[NOTE])}")
+            notes[name] = spec[NOTE]
+            spec = {k: v for k, v in spec.items() if k != NOTE}
+        ranges[name] = spec
         if "feasible_points" in spec:
             points = spec["feasible_points"]
             if set(spec) != {"feasible_points"}:
@@ -134,7 +152,7 @@ def parse(raw: Any, defaults: Mapping[str, Any], submission: str, source: str) -
         if scaling == "log" and low <= 0:
             raise bad(f"{name}: log scaling needs min > 0, got {low}")
         dims.append(Dimension(name, float(low), float(high), scaling))
-    return SearchSpace(tuple(dims), dict(raw))
+    return SearchSpace(tuple(dims), ranges, notes)
 
 
 def load(path: str | None, submission: Any) -> SearchSpace:

@@ -55,9 +55,10 @@ from harness.direction import Direction
 from harness.errors import DataError, UserError
 
 __all__ = [  # the contract; Direction, UserError and DataError live in JAX-free modules
-    "Batch", "DataError", "Direction", "Hparams", "Knob", "ModelState", "ParamType", "ParamTypes",
-    "Params", "Phase", "SubmissionContext", "TypedParam", "UserError", "WEIGHT_LIKE", "Workload",
-    "is_weight_like", "split_param_types", "total_steps", "typed", "validate_knobs", "weight_mask",
+    "Batch", "DataError", "Direction", "EvalModelState", "Hparams", "Knob", "ModelState", "ParamType",
+    "ParamTypes", "Params", "Phase", "SubmissionContext", "TypedParam", "UserError", "WEIGHT_LIKE",
+    "Workload", "eval_model_state_hook", "is_weight_like", "split_param_types", "total_steps", "typed",
+    "validate_knobs", "weight_mask",
 ]
 
 Params = Any  # a pytree of arrays
@@ -227,6 +228,19 @@ class Workload(Protocol):
 
     The phases say everything about steps and batches: the step budget is the sum of their steps,
     and each has its global batch size and micro-batch size.
+
+    Optional hook (looked up with `eval_model_state_hook`; a workload without it is evaluated with
+    the training model state)::
+
+        def eval_model_state(self, params, model_state, data) -> ModelState
+
+    The model state that every split of one evaluation uses, computed from the current params (and
+    the training model state) just before the evaluation: e.g. batch-norm statistics recomputed on
+    training batches ("precise BN", workloads/image_classification.py) instead of the running
+    averages. It may read training data, from a fixed stream of its own, never the run's (the run's
+    batches and their order stay as they are); it must be deterministic (the same params give the
+    same state at every call) and return a state of the training state's structure. The harness
+    calls it once per evaluation, on the host, in evaluation time (harness/evaluation.py).
     """
 
     name: str
@@ -271,6 +285,18 @@ class Workload(Protocol):
 
     def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
         """Sums of 'loss' and the metric over the batch's unmasked examples, and their 'count'."""
+
+
+class EvalModelState(Protocol):
+    """The optional `Workload.eval_model_state` hook (see the Workload protocol)."""
+
+    def __call__(self, params: Params, model_state: ModelState, data: Any) -> ModelState: ...
+
+
+def eval_model_state_hook(workload: Workload) -> EvalModelState | None:
+    """The workload's `eval_model_state` hook, None when it defines none."""
+    hook: EvalModelState | None = getattr(workload, "eval_model_state", None)
+    return hook
 
 
 def validate_knobs(declared: tuple[Knob, ...], given: Mapping[str, Any], workload: str

@@ -6,6 +6,7 @@
   python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]
   python -m scoring compare --workload=W --a=ROW --b=ROW [--results=PATH] [--out=PNG]
   python -m scoring profile [--time=steps|seconds] [--results=PATH] [--out=PREFIX]
+  python -m scoring tuned-config --study=NAME --out=JSON [--results=PATH]
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
 ``error: ...`` on stderr with exit code 2 (harness/cli.py).
@@ -19,16 +20,17 @@ from absl import flags
 from harness import cli
 from harness.errors import UserError
 from harness.store import ResultsReader
-from scoring import aggregate, compare, diagnostics, profile, render, schedule_discovery, study
+from scoring import aggregate, compare, diagnostics, profile, render, schedule_discovery, study, tuned_config
 from workloads import targets
 
-COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile")
+COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile", "tuned-config")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
          "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
          "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX] | "
          "python -m scoring compare --workload=W --a=ROW --b=ROW [--out=PNG] | "
-         "python -m scoring profile [--time=steps|seconds] [--out=PREFIX]")
+         "python -m scoring profile [--time=steps|seconds] [--out=PREFIX] | "
+         "python -m scoring tuned-config --study=NAME --out=JSON")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -40,11 +42,13 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "leaderboard: output prefix (default results/leaderboard), writes PREFIX.md, "
                         "PREFIX.html and PREFIX_<workload>.png; diagnostics: the PNG (default "
                         "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it); "
-                        "study: the plots' prefix (default results/study_<name>).",
+                        "study: the plots' prefix (default results/study_<name>); tuned-config: the "
+                        "named config's .json path (required).",
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
-    flags.DEFINE_string("study", None, "study: the name of a tuning study (python -m harness tune).",
+    flags.DEFINE_string("study", None, "study, tuned-config: the name of a tuning study (python -m harness "
+                        "tune).",
                         flag_values=fv)
     flags.DEFINE_string("a", None, "compare: a row (config id, submission, or submission:config).",
                         flag_values=fv)
@@ -129,6 +133,11 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
                             "failed): nothing to profile until one completes")
         print(profile.table(scores), end="")
         print(f"wrote {render.write_file((fv.out or 'results/profile') + '.png', profile.profile_png(scores))}")
+        return 0
+    if args[0] == "tuned-config":
+        if not (fv.study and fv.out):
+            raise UserError(f"tuned-config needs --study=NAME and --out=JSON; usage: {USAGE}")
+        print(f"wrote {tuned_config.write(fv.results, fv.study, fv.out)}")
         return 0
     if args[0] == "study":
         if not fv.study:

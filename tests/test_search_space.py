@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,8 @@ from scipy.stats import qmc
 
 from harness.errors import UserError
 from harness.search_space import parse
+
+REPO = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {"learning_rate": 0.1, "weight_decay": 1e-4, "momentum": 0.9, "nesterov": False,
             "schedule": "cosine", "warmup_steps": -1}
@@ -71,11 +75,27 @@ def test_hash_names_the_space() -> None:
     ({}, "must be a JSON object"),
     ({"momentum": {"feasible_points": [0.9], "min": 0.1}}, "feasible_points goes alone"),
     ({"learning_rate": {"min": 0.1, "max": math.inf}}, "finite numbers"),
+    ({"momentum": {"feasible_points": [0.9], "note": 3}}, 'momentum: "note" must be a string, got 3'),
+    ({"learning_rate": {"min": 0.1, "max": 1.0, "notes": "typo"}}, "a range is"),
 ])
 def test_malformed_spaces_are_one_line_errors(raw: dict, message: str) -> None:
     with pytest.raises(UserError, match=message) as e:
         parse(raw, DEFAULTS, "toy", "bad.json")
     assert "\n" not in str(e.value) and str(e.value).startswith("search space bad.json:")
+
+
+def test_notes_are_kept_apart_from_the_ranges() -> None:
+    """A "note" per dimension (range or feasible points) is documentation: SearchSpace.notes has
+    it, while raw, the canonical JSON, the hash and the points are those of the space without notes
+    (editing a note neither renames a study nor changes what it draws)."""
+    noted = {name: {**dim, "note": f"from Table {i}"} for i, (name, dim) in enumerate(SPACE.items())}
+    s = parse(noted, DEFAULTS, "toy", "noted.json")
+    assert s.notes == {name: f"from Table {i}" for i, name in enumerate(SPACE)}
+    assert s.raw == SPACE and s.canonical == space().canonical and s.hash == space().hash
+    assert [s.point(5, i) for i in range(8)] == [space().point(5, i) for i in range(8)]
+    assert space().notes == {}
+    edited = {**noted, "momentum": {**noted["momentum"], "note": "another source"}}
+    assert parse(edited, DEFAULTS, "toy", "t").hash == s.hash
 
 
 def test_builtin_search_spaces_parse() -> None:
@@ -85,3 +105,32 @@ def test_builtin_search_spaces_parse() -> None:
         sub = submission_loader.load(name)
         if sub.search_space is not None:
             parse(sub.search_space, sub.defaults, sub.name, name).point(0, 0)
+
+
+def workload_search_spaces() -> list[tuple[str, Path]]:
+    """(built-in, file) of every per-workload search space, submissions/<name>/search_spaces/<workload>.json."""
+    return [(path.parent.parent.name, path) for path in sorted(REPO.glob("submissions/*/search_spaces/*.json"))]
+
+
+@pytest.mark.parametrize("name, path", workload_search_spaces(), ids=lambda x: str(x).split("/submissions/")[-1])
+def test_workload_search_spaces_parse_and_note_every_range(name: str, path: Path) -> None:
+    """The study spaces of docs/studies/search_spaces.md: named after a known workload, parsed with
+    the built-in's own hyperparameters, and every dimension says where it comes from."""
+    import workloads
+    from harness import submission_loader
+
+    assert path.stem in workloads.workload_names(), f"{path}: no workload named {path.stem}"
+    sub = submission_loader.load(name)
+    s = parse(json.loads(path.read_text()), sub.defaults, sub.name, str(path))
+    assert set(s.notes) == set(s.names), f"{path}: no note for {sorted(set(s.names) - set(s.notes))}"
+    assert all(len(note) > 20 for note in s.notes.values()), path
+
+
+def test_the_graft_space_is_one_of_adamw_hash_sgd() -> None:
+    """The grafting study runs --submission=adamw#sgd with adam_graft_sgd's space: same hparam names."""
+    from harness import submission_loader
+
+    path = REPO / "submissions" / "adam_graft_sgd" / "search_spaces" / "pydocs_bert.json"
+    sub = submission_loader.load("adamw#sgd")
+    s = parse(json.loads(path.read_text()), sub.defaults, sub.name, str(path))
+    assert set(s.names) == {"M.learning_rate", "D.momentum", "D.weight_decay"}

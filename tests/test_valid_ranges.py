@@ -1,5 +1,6 @@
 """Valid ranges of hyperparameters (submissions/lib/valid_ranges.py): every built-in declares one
-for each numeric hparam; its defaults, its named configs and its search space lie inside; a value
+for each numeric hparam; its defaults, its named configs and its search spaces (search_space.json,
+search_spaces/<workload>.json, whose study points pass check_hparams on the workload) lie inside; a value
 just outside a range is a one-line UserError of check_hparams (and of init) naming the submission,
 the hparam, the value and the range, a value at a closed end passes; grafts report the prefixed key."""
 
@@ -129,10 +130,21 @@ def test_named_configs_are_valid_in_every_phase(name: str, config: str) -> None:
         sub.check_hparams(hp, dataclasses.replace(ctx, phase_index=k))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_search_space_lies_inside_the_valid_ranges(name: str) -> None:
+def search_space_files() -> Iterator[tuple[str, str]]:
+    """(built-in, path relative to the repository) of every search space a built-in ships: its
+    default search_space.json and each per-workload submissions/<name>/search_spaces/<workload>.json
+    (the spaces of the tuning studies, docs/studies/search_spaces.md)."""
+    for name in NAMES:
+        directory = REPO / "submissions" / name
+        for path in [directory / "search_space.json", *sorted((directory / "search_spaces").glob("*.json"))]:
+            if path.exists():
+                yield name, str(path.relative_to(REPO))
+
+
+@pytest.mark.parametrize("name, path", list(search_space_files()))
+def test_search_space_lies_inside_the_valid_ranges(name: str, path: str) -> None:
     module = load_submission(name)
-    space = json.loads((REPO / "submissions" / name / "search_space.json").read_text())
+    space = json.loads((REPO / path).read_text())
     for key, dim in space.items():
         points = dim["feasible_points"] if "feasible_points" in dim else [dim["min"], dim["max"]]
         if key not in module.VALID_RANGES:  # a bool or a string: no range
@@ -140,6 +152,26 @@ def test_search_space_lies_inside_the_valid_ranges(name: str) -> None:
             continue
         valid = module.VALID_RANGES[key]
         assert all(p in valid for p in points), f"{name}: search space of {key} {points} leaves {valid}"
+
+
+@pytest.mark.parametrize("name, path", [(n, p) for n, p in search_space_files() if "/search_spaces/" in p])
+def test_every_point_a_study_draws_is_valid_on_its_workload(name: str, path: str) -> None:
+    """The first 48 points (3 x 16 trials: every point a 16-trial study may run) of study seed 0 of
+    each per-workload search space, over the built-in's defaults, pass its check_hparams in every
+    phase of the workload the file is named after (the check a study makes before its first trial)."""
+    import workloads
+    from harness.search_space import parse
+
+    sub = loader.load(name)
+    space = parse(json.loads((REPO / path).read_text()), sub.defaults, sub.name, path)
+    workload = os.path.splitext(os.path.basename(path))[0]
+    phases = tuple(workloads.get_workload(workload).phases)
+    ctx = spec.SubmissionContext(workload, param_types(), phases)
+    assert sub.check_hparams is not None
+    for i in range(48):
+        hp = {**sub.defaults, **space.point(0, i)}
+        for k in range(len(phases)):
+            sub.check_hparams(hp, dataclasses.replace(ctx, phase_index=k))
 
 
 # --- each end of each range: just outside refused, a closed end accepted -------------------------

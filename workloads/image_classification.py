@@ -1,13 +1,15 @@
-"""Shared machinery of the image-classification workloads: loss with label smoothing, eval sums
-(`ImageClassificationWorkload`), and device-resident data with deterministic per-epoch shuffling
-(`DeviceResidentImageWorkload`, for datasets that fit in device memory: Fashion-MNIST; ImageNet
-reads through tf.data instead)."""
+"""Shared machinery of the image-classification workloads: loss with label smoothing, eval sums,
+precise batch-norm statistics for evaluation (`ImageClassificationWorkload`), and device-resident
+data with deterministic per-epoch shuffling (`DeviceResidentImageWorkload`, for datasets that fit in
+device memory: Fashion-MNIST; ImageNet reads through tf.data instead)."""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterator, Mapping
+import functools
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -24,10 +26,19 @@ from harness.spec import (
     Params,
     ParamTypes,
     Phase,
+    UserError,
     split_param_types,
     validate_knobs,
 )
 from workloads.data.common import host_share, pad_batch
+
+#: The seed of the training-data stream that precise-BN statistics are computed on (the first
+#: `precise_bn_batches` batches of `train_batches(data, PRECISE_BN_SEED)`): 2^31, a seed no run can
+#: have (run seeds are in [0, 2^31), harness/cli.py). The statistics batches are thus the same at
+#: every evaluation of every run, and no run's own stream is read or advanced.
+PRECISE_BN_SEED = 2 ** 31
+#: The knob that turns precise BN on (declared by the workloads with batch norm that offer it).
+PRECISE_BN_KNOB = "precise_bn_batches"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +56,43 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing:
     if label_smoothing:
         onehot = optax.smooth_labels(onehot, label_smoothing)
     return optax.softmax_cross_entropy(logits, onehot)
+
+
+def micro_batch_statistics(stats_model: nn.Module, params: Params, model_state: ModelState,
+                           x: jax.Array) -> ModelState:
+    """Every batch-norm layer's statistics (mean, biased variance) of the micro-batch `x` under
+    `params`: the model state after one train-mode pass of `stats_model`, the model built with
+    running-average momentum 0 (Flax's update new = ρ·old + (1-ρ)·batch statistic is then the batch
+    statistic itself). Each layer's input is normalised with the micro-batch's own statistics, as
+    in training (ghost BN over the micro-batch)."""
+    apply: Any = stats_model.apply  # (logits, new state) with `mutable`
+    _, new_state = apply({"params": params, **model_state}, x, train=True, mutable=list(model_state))
+    return new_state
+
+
+def precise_bn_statistics(stats_model: nn.Module, params: Params, model_state: ModelState, xs: jax.Array,
+                          micro_batch_size: int) -> ModelState:
+    """Precise BN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3; pycls's
+    compute_precise_bn_stats): batch-norm statistics recomputed with the current `params` on the K
+    training batches `xs` (K, G, ...), instead of running averages of statistics that earlier
+    params produced.
+
+    Each batch is cut into micro-batches of `micro_batch_size` (the ghost-BN span of training) and
+    the result is, per layer, the mean over all K·G/micro_batch_size micro-batches of the
+    micro-batch mean and of the micro-batch (biased) variance: the quantity the running averages
+    estimate (harness/training.py averages the micro-batches' updates of a step the same way), at
+    the current params, from more micro-batches and without their lag. (The population variance
+    of all K·G examples would add the variance of the micro-batch means: measured on
+    fashion_mnist_resnet, it changed validation accuracy by at most 0.15 points,
+    docs/precise_bn/README.md.)
+    """
+
+    def batch_mean(x: jax.Array) -> ModelState:
+        micro = x.reshape(x.shape[0] // micro_batch_size, micro_batch_size, *x.shape[1:])
+        stats = jax.vmap(lambda mb: micro_batch_statistics(stats_model, params, model_state, mb))(micro)
+        return jax.tree.map(lambda s: s.mean(0), stats)
+
+    return jax.tree.map(lambda s: s.mean(0), jax.lax.map(batch_mean, xs))
 
 
 class ImageClassificationWorkload(abc.ABC):
@@ -65,6 +113,9 @@ class ImageClassificationWorkload(abc.ABC):
 
     def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
         self.knobs = validate_knobs(self.KNOBS, knobs or {}, self.name)
+        if not float(self.knobs.get(PRECISE_BN_KNOB, 0)).is_integer():
+            raise UserError(f"knob {PRECISE_BN_KNOB!r} counts training batches: give a whole number, "
+                            f"got {self.knobs[PRECISE_BN_KNOB]}")
         self.model = self.build_model()
 
     @abc.abstractmethod
@@ -99,6 +150,40 @@ class ImageClassificationWorkload(abc.ABC):
         sums = {"loss": losses.sum(), "accuracy": (logits.argmax(-1) == batch["y"]).sum(),
                 "count": jnp.asarray(losses.shape[0], jnp.float32)}
         return losses.mean(), (new_state, sums)
+
+    # --- evaluation ---------------------------------------------------------------------------
+    @property
+    def precise_bn_batches(self) -> int:
+        """K of precise BN: training batches the evaluation's BN statistics are computed on (0:
+        the running averages; knob `precise_bn_batches` where the workload declares it)."""
+        return int(self.knobs.get(PRECISE_BN_KNOB, 0))
+
+    def eval_model_state(self, params: Params, model_state: ModelState, data: Any) -> ModelState:
+        """The model state evaluations use (the optional hook of harness/spec.py's Workload): the
+        training state itself (batch-norm running averages) when precise_bn_batches is 0;
+        otherwise its batch-norm statistics recomputed with `params` on the first K batches of the
+        training stream of seed PRECISE_BN_SEED (precise_bn_statistics; the same batches at every
+        evaluation, the run's own stream untouched)."""
+        k = self.precise_bn_batches
+        if k == 0:
+            return model_state
+        if jax.process_count() > 1:  # each process would compute statistics of its own share
+            raise UserError(f"knob {PRECISE_BN_KNOB!r} needs a single process; set it to 0 for a "
+                            "multi-process run")
+        batches = itertools.islice(self.train_batches(data, PRECISE_BN_SEED), k)
+        return self._precise_bn(params, model_state, jnp.stack([b["x"] for b in batches]))
+
+    def statistics_model(self) -> nn.Module:
+        """The model with batch-norm running-average momentum 0 (micro_batch_statistics)."""
+        return self.model.clone(bn_momentum=0.0)
+
+    @functools.cached_property
+    def _precise_bn(self) -> Callable[[Params, ModelState, jax.Array], ModelState]:
+        """precise_bn_statistics jitted for this workload's model and micro-batch (compiled at the
+        first call: the harness's evaluator warm-up, harness/evaluation.py)."""
+        model, micro = self.statistics_model(), self.micro_batch_size
+        return jax.jit(lambda params, model_state, xs: precise_bn_statistics(model, params, model_state, xs,
+                                                                             micro))
 
     def eval_sums(self, params: Params, model_state: ModelState, batch: Batch) -> dict[str, jax.Array]:
         logits: Any = self.model.apply({"params": params, **model_state}, batch["x"], train=False)
