@@ -103,7 +103,16 @@ def run(define_flags: DefineFlags, main: Main) -> NoReturn:
         # A submission's host callback that raises is logged by JAX with its traceback, then reaches
         # the harness as the step's error, recorded with that traceback (harness/runner.py).
         logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
-        return _call(main, argv, flags.FLAGS)
+        code = _call(main, argv, flags.FLAGS)
+        if code in interrupts.EXIT_CODES:
+            # The run is recorded and the database closed; exit without finalizers: a tf.data
+            # iterator cut off mid-epoch deadlocks in its destructor at interpreter teardown (seen
+            # after SIGTERM on pydocs_bert: the main thread waited for ever in
+            # UnboundedThreadPool::~LogicalThreadWrapper).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
 
     app.run(entry, flags_parser=parse)
     raise AssertionError("app.run returned")  # it exits

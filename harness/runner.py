@@ -359,6 +359,7 @@ class Sweep:
             batches: Iterator[Any] = self.workload.train_batches(self.data, seed, k, start=begin - start)
             train_step, traced = compiled.steps[k], plan.traced_arguments(k)
             for step in range(begin + 1, end + 1):
+                interrupts.check()  # a signal whose Interrupted a __del__ swallowed (harness/interrupts.py)
                 outcome.steps_done = step
                 batch = parallel.put_batch(next(batches), plan.mesh)
                 state, metrics = train_step(state, batch, train_key, np.int32(step - 1), traced)

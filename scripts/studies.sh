@@ -4,9 +4,12 @@
 #   2. pydocs_bert: adamw, lamb (8 trials, 10 seeds; their pydocs_bert configs fix eps and the rest)
 #   3. pydocs_bert grafting: sgd (8 trials, 10 seeds) and AdamW#SGD with M fixed at study 2's tuned AdamW
 #      and D plus the global learning rate (M.learning_rate) tuned (8 trials, 10 seeds)
-# Each study's selected point is written as submissions/<s>/configs/<workload>_tuned.json.
+# Each study's selected point is written as submissions/<s>/configs/<workload>_tuned.json, and at the end
+# the tables and plots are published to docs/studies/ (the part `publish` alone does that from what the
+# database holds so far: studies still running are published as far as they got).
 #
-#   scripts/studies.sh            (RESULTS=results/studies/studies.db; ONLY="fmr" or "pydocs" runs a part)
+#   scripts/studies.sh [fmr|pydocs|publish]    (default: all three; RESULTS=results/studies/studies.db,
+#                                               OUT=docs/studies)
 #
 # Resumable: every study records as it goes and the same command continues it after a kill (finished
 # trials and seeds are not run again; harness/study.py). Run it in the background with
@@ -14,44 +17,70 @@
 # and start the same line again after a reboot or a session's end. Machine time here (2 CPU cores):
 # about 3 hours for part 1 and 3.5 hours for parts 2-3.
 set -euo pipefail
-PY=${PY:-.venv/bin/python}
-DB=${RESULTS:-results/studies/studies.db}
-ONLY=${ONLY:-all}
-mkdir -p "$(dirname "$DB")"
-tune() { "$PY" -m harness tune --results="$DB" --progress=false "$@"; }
-export_config() {  # study name, submission directory, config name
-  mkdir -p "submissions/$2/configs"
-  "$PY" -m scoring tuned-config --results="$DB" --study="$1" --out="submissions/$2/configs/$3.json"
+# The body is one function, read whole before it runs: editing this file while a study runs
+# cannot change what the running script does next.
+main() {
+  PY=${PY:-.venv/bin/python}
+  DB=${RESULTS:-results/studies/studies.db}
+  local ONLY=${1:-all}
+  OUT=${OUT:-docs/studies}
+  mkdir -p "$(dirname "$DB")"
+  tune() { "$PY" -m harness tune --results="$DB" --progress=false "$@"; }
+  export_config() {  # study name, submission directory, config name
+    mkdir -p "submissions/$2/configs"
+    "$PY" -m scoring tuned-config --results="$DB" --study="$1" --out="submissions/$2/configs/$3.json"
+  }
+  space() { echo "submissions/$1/search_spaces/$2.json"; }
+  echo "== $(date -u +%FT%TZ) studies.sh $ONLY start (RESULTS=$DB)"
+
+  if [[ "$ONLY" == all || "$ONLY" == fmr ]]; then
+    for s in nesterov lars adamw lamb; do
+      seeds=20; [[ $s == nesterov || $s == lars ]] && seeds=50
+      tune --workload=fashion_mnist_resnet --submission=$s --study="issue15/fashion_mnist_resnet/$s" \
+        --trials=16 --confirm_seeds=$seeds --search_space="$(space $s fashion_mnist_resnet)"
+      export_config "issue15/fashion_mnist_resnet/$s" $s fashion_mnist_resnet_tuned
+    done
+  fi
+
+  if [[ "$ONLY" == all || "$ONLY" == pydocs ]]; then
+    for s in adamw lamb; do
+      tune --workload=pydocs_bert --submission=$s --config=pydocs_bert --study="issue15/pydocs_bert/$s" \
+        --trials=8 --confirm_seeds=10 --search_space="$(space $s pydocs_bert)"
+      export_config "issue15/pydocs_bert/$s" $s pydocs_bert_tuned
+    done
+    tune --workload=pydocs_bert --submission=sgd --study=issue15/pydocs_bert/sgd \
+      --trials=8 --confirm_seeds=10 --search_space="$(space sgd pydocs_bert)"
+    export_config issue15/pydocs_bert/sgd sgd pydocs_bert_tuned
+    # M = study 2's tuned AdamW, given as M.* hyperparameters (the graft's own pydocs_bert_tuned config,
+    # written below, must not replace it when this command runs again).
+    local prefix_m='import json, sys; c = json.load(open(sys.argv[1]))
+print(json.dumps({"M." + k: v for k, v in c["hparams"].items()}, sort_keys=True))'
+    m_hparams=$("$PY" -c "$prefix_m" submissions/adamw/configs/pydocs_bert_tuned.json)
+    tune --workload=pydocs_bert --submission=adam_graft_sgd --hparams="$m_hparams" \
+      --study=issue15/pydocs_bert/adam_graft_sgd --trials=8 --confirm_seeds=10 \
+      --search_space="$(space adam_graft_sgd pydocs_bert)"
+    export_config issue15/pydocs_bert/adam_graft_sgd adam_graft_sgd pydocs_bert_tuned
+  fi
+
+  if [[ "$ONLY" == all || "$ONLY" == publish ]]; then
+    mkdir -p "$OUT"
+    score() { "$PY" -m scoring "$@" --results="$DB"; }
+    for study in fashion_mnist_resnet/{nesterov,lars,adamw,lamb} pydocs_bert/{adamw,lamb,sgd,adam_graft_sgd}; do
+      prefix="$OUT/${study//\//_}"
+      score study --study="issue15/$study" --out="$prefix" > "$prefix.txt" || rm -f "$prefix.txt"
+    done
+    pair() {  # workload, row a, row b
+      score compare --workload="$1" --a="$2" --b="$3" --out="$OUT/compare_$1_$2_vs_$3.png" \
+        > "$OUT/compare_$1_$2_vs_$3.txt" || rm -f "$OUT/compare_$1_$2_vs_$3.txt"
+    }
+    pair fashion_mnist_resnet nesterov lars
+    pair fashion_mnist_resnet adamw lamb
+    pair pydocs_bert adamw lamb
+    pair pydocs_bert adamw adam_graft_sgd
+    pair pydocs_bert adam_graft_sgd sgd
+    score leaderboard --out="$OUT/leaderboard" > "$OUT/leaderboard.txt"
+    score profile --out="$OUT/profile" > "$OUT/profile.txt" || rm -f "$OUT/profile.txt"
+  fi
+  echo "== $(date -u +%FT%TZ) studies.sh $ONLY done"
 }
-space() { echo "submissions/$1/search_spaces/$2.json"; }
-echo "== $(date -u +%FT%TZ) studies.sh start (ONLY=$ONLY, RESULTS=$DB)"
-
-if [[ "$ONLY" == all || "$ONLY" == fmr ]]; then
-  for s in nesterov lars adamw lamb; do
-    seeds=20; [[ $s == nesterov || $s == lars ]] && seeds=50
-    tune --workload=fashion_mnist_resnet --submission=$s --study="issue15/fashion_mnist_resnet/$s" \
-      --trials=16 --confirm_seeds=$seeds --search_space="$(space $s fashion_mnist_resnet)"
-    export_config "issue15/fashion_mnist_resnet/$s" $s fashion_mnist_resnet_tuned
-  done
-fi
-
-if [[ "$ONLY" == all || "$ONLY" == pydocs ]]; then
-  for s in adamw lamb; do
-    tune --workload=pydocs_bert --submission=$s --config=pydocs_bert --study="issue15/pydocs_bert/$s" \
-      --trials=8 --confirm_seeds=10 --search_space="$(space $s pydocs_bert)"
-    export_config "issue15/pydocs_bert/$s" $s pydocs_bert_tuned
-  done
-  tune --workload=pydocs_bert --submission=sgd --study=issue15/pydocs_bert/sgd \
-    --trials=8 --confirm_seeds=10 --search_space="$(space sgd pydocs_bert)"
-  export_config issue15/pydocs_bert/sgd sgd pydocs_bert_tuned
-  # M = study 2's tuned AdamW, given as M.* hyperparameters (the graft's own pydocs_bert_tuned config,
-  # written below, must not replace it when this command runs again).
-  m_hparams=$("$PY" -c 'import json, sys
-print(json.dumps({"M." + k: v for k, v in json.load(open(sys.argv[1]))["hparams"].items()}, sort_keys=True))' \
-    submissions/adamw/configs/pydocs_bert_tuned.json)
-  tune --workload=pydocs_bert --submission=adam_graft_sgd --hparams="$m_hparams" \
-    --study=issue15/pydocs_bert/adam_graft_sgd --trials=8 --confirm_seeds=10 \
-    --search_space="$(space adam_graft_sgd pydocs_bert)"
-  export_config issue15/pydocs_bert/adam_graft_sgd adam_graft_sgd pydocs_bert_tuned
-fi
-echo "== $(date -u +%FT%TZ) studies.sh done"
+main "$@"

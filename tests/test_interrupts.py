@@ -38,8 +38,56 @@ def test_a_signal_inside_deferred_is_raised_when_the_block_ends() -> None:
             os.kill(os.getpid(), signal.SIGINT)
         assert info.value.exit_code == 130 and str(info.value) == "interrupted by SIGINT"
     finally:
-        for s in interrupts.SIGNALS:
-            signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+        interrupts.uninstall()
+
+
+class _SignalsWhenCollected:
+    """Sends SIGTERM from __del__, where Python prints and swallows the handler's exception (as in
+    TensorFlow's ConcreteFunctionGarbageCollector.__del__, seen in a study)."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_an_interrupt_swallowed_by_a_del_is_raised_by_check() -> None:
+    interrupts.install()
+    try:
+        interrupts.check()  # nothing received: a no-op
+        _SignalsWhenCollected()  # collected at once: the Interrupted is raised and swallowed in __del__
+        with pytest.raises(interrupts.Interrupted) as info:
+            interrupts.check()
+        assert info.value.signum == signal.SIGTERM
+        interrupts.install()  # a new entry point forgets it
+        interrupts.check()
+    finally:
+        interrupts.uninstall()
+
+
+@pytest.mark.slow
+def test_a_run_whose_interrupt_was_swallowed_ends_interrupted_at_the_next_step(
+        tmp_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import parallel, plan
+    from harness.runner import RunOptions, run_sweep
+
+    put_batch, calls = parallel.put_batch, []
+
+    def put_batch_collecting_a_signaller(batch: object, mesh: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:  # a training batch of the first steps
+            _SignalsWhenCollected()
+        return put_batch(batch, mesh)
+
+    monkeypatch.setattr(parallel, "put_batch", put_batch_collecting_a_signaller)
+    db = os.path.join(tmp_path, "r.db")
+    interrupts.install()
+    try:
+        with pytest.raises(interrupts.Interrupted):
+            run_sweep(plan.build("fashion_mnist_lenet", "nesterov", budget=10),
+                      RunOptions(seeds=(0,), results=db, progress=False))
+    finally:
+        interrupts.uninstall()
+    ((status, steps_done),) = rows(db, "SELECT status, steps_done FROM runs")
+    assert status == "interrupted" and steps_done < 10  # without check(): completed at step 10
 
 
 def test_a_run_of_a_gone_process_reads_as_interrupted(tmp_path: str) -> None:
