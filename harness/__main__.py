@@ -45,6 +45,11 @@ def define_flags(fv: flags.FlagValues) -> None:
                       flag_values=fv)
     flags.DEFINE_integer("budget", None, "Override the workload's step budget (recorded with the run).",
                          flag_values=fv)
+    flags.DEFINE_integer("batch_size", None, "Run the workload's variant at this global batch size (of its "
+                         "first phase; default: the workload's own): steps by the "
+                         "workload's scaling rule (fixed epochs, or a paper's listed counts), micro-batch kept; "
+                         "recorded with the run, its own leaderboard row (harness/batch_scaling.py). --budget "
+                         "then overrides the steps.", flag_values=fv)
     string("results", "results/results.db", "SQLite results database.")
     string("data_dir", None, "Dataset directory (default: the workload's; env vars work too).")
     flags.DEFINE_bool("stop_at_target", False, "Stop a seed as soon as the validation target is reached.",
@@ -120,7 +125,8 @@ def _tune(fv: flags.FlagValues) -> None:
     spec = study.StudySpec(
         workload=fv.workload, submission=fv.submission, trials=fv.trials, max_trials=fv.max_trials,
         search_space=fv.search_space, hparams=cli.parse_json_mapping(fv.hparams, "hparams", allow_list=True),
-        config=fv.config, knobs=cli.parse_json_mapping(fv.knobs, "knobs"), budget=fv.budget, study=fv.study,
+        config=fv.config, knobs=cli.parse_json_mapping(fv.knobs, "knobs"), budget=fv.budget,
+        batch_size=fv.batch_size, study=fv.study,
         study_seed=fv.study_seed, confirm_seeds=fv.confirm_seeds, select=fv.select, studies=fv.studies)
     with audit.protecting(fv.data_dir, fv.results):
         study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv))
@@ -141,7 +147,7 @@ def _run(fv: flags.FlagValues) -> None:
     options = _run_options(fv, cli.parse_seeds(fv.seeds, many=fv.many_seeds))
     with audit.protecting(fv.data_dir, fv.results):  # the submission may not open them (harness/audit.py)
         run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
-                              budget=fv.budget)
+                              budget=fv.budget, batch_size=fv.batch_size)
         if run_plan.config is not None:
             print(f"config {run_plan.config.name}: {run_plan.config.source}", flush=True)
         summaries = run_sweep(run_plan, options)
@@ -155,7 +161,7 @@ def _run(fv: flags.FlagValues) -> None:
 
 
 def _list() -> None:
-    from harness import submission_loader
+    from harness import batch_scaling, submission_loader
     from harness.formatting import describe_phases
     from workloads import get_workload, workload_names
 
@@ -163,6 +169,7 @@ def _list() -> None:
     for name in workload_names():
         w = get_workload(name)
         print(f"  {name}: target {w.metric} {w.target} ({w.direction.value}); {describe_phases(w.phases)}")
+        print(f"      {batch_scaling.describe(w)}")
         for k in w.KNOBS:
             print(f"      knob {k.name} = {k.default:g} in [{k.low:g}, {k.high:g}]: {k.doc}")
     print("submissions (named configs):")

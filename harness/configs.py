@@ -5,6 +5,10 @@ A configuration reproduces a setting from a paper (Nado et al. Table 6 Configura
     {"workload": "imagenet_resnet50", "source": "Nado et al. 2021, Table 6, Configuration A",
      "hparams": {...} or [{phase 1}, {phase 2}], "knobs": {...}, "notes": "..."}
 
+The hparams may declare a learning-rate scaling rule (harness/lr_scaling.py: "lr_scaling",
+"lr_reference_batch_size"), so that one config covers a paper's batch-size study with
+--batch_size (lamb --config=you2019_table4 --batch_size=512: You et al. Table 4's column 512).
+
 `python -m harness run --submission=S --config=NAME` uses it; --hparams and --knobs given as well
 override single keys of it. A file whose fields have other JSON types ("knobs": [1, 2], an hparam
 that is null or a list, an unknown field) or whose hparams the submission does not have (or of
@@ -24,6 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness import lr_scaling
 from harness.errors import UserError
 from harness.formatting import compact_hparams, compact_pairs
 from harness.hparams import TYPES, validate_hparams
@@ -106,7 +111,7 @@ def _check_against_defaults(named: NamedConfig, submission: Submission) -> None:
     with --hparams; here the error can still name the file)."""
     for mapping in named.hparams if isinstance(named.hparams, list) else [named.hparams]:
         try:
-            validate_hparams(mapping, submission.defaults, submission.name)
+            validate_hparams(lr_scaling.parse(mapping)[0], submission.defaults, submission.name)
         except UserError as e:
             raise UserError(f"config {named.path}: {e}") from None
 

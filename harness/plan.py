@@ -1,11 +1,13 @@
 """The run plan: everything about a run that is decided before it trains, resolved once.
 
-`build` takes what a user asks for (a workload, a submission, a named config, hyperparameters,
-knobs, a budget, the devices) and returns a `RunPlan`: the workload instance, the loaded
-submission, the phases (scaled to the budget) each with its validated hyperparameters and its
-`SubmissionContext`, what the results record (hyperparameters, the config label, the row's
-config id), and the one factory of a phase's training step. `harness run` (harness/runner.py),
-`set_target`, `memory`, `bench`, `bench_parallel` and the tests all train or compile from a plan.
+`build` takes what a user asks for (a workload, a batch size, a submission, a named config,
+hyperparameters, knobs, a budget, the devices) and returns a `RunPlan`: the workload instance (at
+another global batch: its variant, harness/batch_scaling.py), the loaded submission, the phases
+(scaled to the budget) each with its validated hyperparameters (learning rates scaled by a declared
+rule, harness/lr_scaling.py) and its `SubmissionContext`, what the results record (hyperparameters,
+the config label, the row's config id), and the one factory of a phase's training step. `harness
+run` (harness/runner.py), `set_target`, `memory`, `bench`, `bench_parallel` and the tests all train
+or compile from a plan.
 
 Every input is validated here, before any data is read or anything is written: an unknown
 workload, submission, config, hyperparameter or knob, a budget below the number of phases, a
@@ -26,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from harness import audit, configs, parallel, store
+from harness import audit, batch_scaling, configs, lr_scaling, parallel, store
 from harness import submission_loader as loader
 from harness.errors import UserError
 from harness.formatting import describe_phases
@@ -47,6 +49,9 @@ class PhasePlan:
     ctx: SubmissionContext
     static: Mapping[str, Any]  # the hparams compiled into the step (harness/hparams.split_static)
     traced: Mapping[str, float]  # the numeric hparams passed to the compiled step as arguments
+    #: What the results record: `hparams` with the learning rates as given and the declared rule
+    #: (harness/lr_scaling.py); without a rule, `hparams` itself.
+    recorded: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,27 +69,36 @@ class RunPlan:
     config_label: str | None = None  # the config's name and what was set on top (validated)
     hparams_set: Hparams = dataclasses.field(default_factory=dict)  # what was set on top of the config
     knobs_set: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # likewise for knobs
+    #: The first phase's global batch when the workload runs as a batch-size variant
+    #: (harness/batch_scaling.py); None: the workload's own batch size.
+    batch_size: int | None = None
 
     def with_hparams(self, extra: Hparams, check_program: bool = True) -> RunPlan:
         """This plan with `extra` set on top of its hyperparameters (a tuning trial's point; for a
         plan being built: the user's --hparams): validated against DEFAULT_HPARAMS and by the
         submission's check_hparams on concrete values. With `check_program`, init and update are
         traced on shapes (harness/submission_checks.py) when the program may differ from this
-        plan's (other static hparams); the workload, submission, config, knobs and phases stay."""
+        plan's (other static hparams); the workload, submission, config, knobs and phases stay.
+        A declared learning-rate rule (harness/lr_scaling.py) scales each phase's rates to its
+        global batch; the results record them as given."""
         sub, named = self.submission, self.config
         hparams_set = configs.merge_hparams(self.hparams_set, extra) if self.hparams_set else extra
         given = configs.merge_hparams(named.hparams, hparams_set) if named is not None else hparams_set
         phases = tuple(p.phase for p in self.phases)
-        validated = validate_phase_hparams(given, sub.defaults, sub.name, [p.name for p in phases])
-        plans = tuple(PhasePlan(old.phase, hp, old.ctx, *split_static(hp, sub.defaults, sub.static_hparams))
-                      for old, hp in zip(self.phases, validated))
+        declared, rules = lr_scaling.split(given, len(phases))
+        validated = validate_phase_hparams(declared, sub.defaults, sub.name, [p.name for p in phases])
+        recorded = [lr_scaling.recorded(hp, rule) for hp, rule in zip(validated, rules)]
+        effective = [lr_scaling.scaled(hp, rule, phase.global_batch_size, sub.name)
+                     for hp, rule, phase in zip(validated, rules, phases)]
+        plans = tuple(PhasePlan(old.phase, hp, old.ctx, *split_static(hp, sub.defaults, sub.static_hparams), rec)
+                      for old, hp, rec in zip(self.phases, effective, recorded))
         with loader.guard(sub):  # the submission's code runs here (harness/audit.py)
             for new, old in zip(plans, self.phases):
                 check_hparams(sub, new.hparams, new.ctx)
                 if check_program and (new.static != old.static or not old.hparams):
                     check_submission(sub.name, sub.init, sub.update, self.abstract_params, new.hparams,
                                      new.ctx, traced=new.traced)
-        label = (configs.label(named.name, _given_validated(hparams_set, validated), self.knobs_set)
+        label = (configs.label(named.name, _given_validated(hparams_set, recorded), self.knobs_set)
                  if named is not None else None)
         return dataclasses.replace(self, phases=plans, hparams_given=given, config_label=label,
                                    hparams_set=hparams_set)
@@ -96,11 +110,12 @@ class RunPlan:
 
     @property
     def hparams(self) -> Hparams:
-        """The recorded hyperparameters: one mapping when every phase has the same, else the list."""
-        first = self.phases[0].hparams
-        if all(p.hparams == first for p in self.phases):
+        """The recorded hyperparameters (PhasePlan.recorded): one mapping when every phase has the
+        same, else the list."""
+        first = self.phases[0].recorded
+        if all(p.recorded == first for p in self.phases):
             return dict(first)
-        return [dict(p.hparams) for p in self.phases]
+        return [dict(p.recorded) for p in self.phases]
 
     @property
     def source_hash(self) -> str:
@@ -110,11 +125,15 @@ class RunPlan:
     @property
     def config_id(self) -> str:
         """Stable short id of the leaderboard row: a hash of (submission, its code, hparams, knobs,
-        budget) (never Python's salted hash()); runs of an edited submission form another row."""
-        key = store.canonical_json({"submission": self.submission.name, "source": self.source_hash,
-                                    "hparams": self.hparams, "knobs": self.workload.knobs,
-                                    "budget": self.budget})
-        return hashlib.sha256(key.encode()).hexdigest()[:10]
+        budget, and a batch-size variant's global batch) (never Python's salted hash()); runs of an
+        edited submission form another row, and so do runs at another batch size. The batch enters
+        only for a variant: rows at the workload's own batch keep the ids they had before
+        --batch_size existed."""
+        key: dict[str, Any] = {"submission": self.submission.name, "source": self.source_hash,
+                               "hparams": self.hparams, "knobs": self.workload.knobs, "budget": self.budget}
+        if self.batch_size is not None:
+            key["global_batch_size"] = self.batch_size
+        return hashlib.sha256(store.canonical_json(key).encode()).hexdigest()[:10]
 
     @property
     def device_count(self) -> int:
@@ -239,24 +258,27 @@ def check_hparams(sub: loader.Submission, hparams: Mapping[str, Any], ctx: Submi
 
 
 def _given_validated(given: Hparams, validated: list[dict[str, Any]]) -> Hparams:
-    """The keys the user set, with their validated values (for the config label)."""
+    """The keys the user set, with their validated values (for the config label; a rule key set
+    to "none" is not recorded and shows as given)."""
     if isinstance(given, Mapping):
-        return {k: validated[0][k] for k in given}
-    return [{k: validated[i][k] for k in h} for i, h in enumerate(given)]
+        return {k: validated[0].get(k, v) for k, v in given.items()}
+    return [{k: validated[i].get(k, v) for k, v in h.items()} for i, h in enumerate(given)]
 
 
 def build(workload: str | Workload | None, submission: str | loader.Submission, *,
           config: str | None = None, hparams: Hparams | None = None,
           knobs: Mapping[str, Any] | None = None, budget: int | None = None,
-          devices: Sequence[Any] | None = None) -> RunPlan:
+          batch_size: int | None = None, devices: Sequence[Any] | None = None) -> RunPlan:
     """The plan of running `submission` on `workload`.
 
     `workload`: a registered name, or an instance (tests shrink full-scale workloads this way:
     same code paths, smaller sizes; `knobs` must then be empty), or None with a `config` naming it.
     `submission`: a built-in name, a path, ``M#D``, or a loaded Submission. `config`: a named
     configuration of the submission (harness/configs.py); `hparams` and `knobs` override its keys.
-    `budget`: steps instead of the workload's (phases scaled). `devices`: default every device of
-    every process (data parallel over all of them).
+    `budget`: steps instead of the workload's (phases scaled). `batch_size`: the workload's
+    variant at this first-phase global batch (harness/batch_scaling.py; None: the workload's
+    own), before `budget` applies. `devices`: default every
+    device of every process (data parallel over all of them).
     """
     sub = submission if isinstance(submission, loader.Submission) else loader.load(submission)
     hparams = {} if hparams is None else hparams
@@ -281,12 +303,16 @@ def build(workload: str | Workload | None, submission: str | loader.Submission, 
         if knobs_given:
             raise ValueError("knobs cannot be applied to a workload instance; build it with them")
         wl = workload
+    default_batch = wl.phases[0].global_batch_size
+    wl = batch_scaling.resized(wl, batch_size)
+    variant = batch_size if batch_size is not None and batch_size != default_batch else None
     phases = scaled_phases(tuple(wl.phases), budget)
     mesh = parallel.data_mesh(list(devices) if devices is not None else None)
     params, model_state, param_types = abstract_init(wl)
     empty = RunPlan(wl, sub, tuple(PhasePlan(phase, {}, SubmissionContext(wl.name, param_types, phases, k),
                                              {}, {}) for k, phase in enumerate(phases)),
-                    mesh, param_types, params, model_state, {}, knobs_given, named, None, {}, knobs)
+                    mesh, param_types, params, model_state, {}, knobs_given, named, None, {}, knobs,
+                    batch_size=variant)
     plan = empty.with_hparams(hparams, check_program=True)
     for k in range(len(plan.phases)):
         plan.per_device_batch(k)

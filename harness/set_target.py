@@ -11,6 +11,10 @@ Procedure (the step budget is fixed first, by the workload's design):
 3. Write target, budget, the chosen point, the per-seed values and this exact command to
    reference_results/targets.json.
 Roughly half of the baseline's seeds then reach the target, as with LARS in Nado et al. (35/50).
+
+With --batch_size=B the procedure sets the target of the workload's variant at global batch B
+(harness/batch_scaling.py), written under the entry ``<workload>@batch=B``
+(workloads/targets.variant_key); without such an entry a variant is judged by its workload's target.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from harness import audit, cli, environment, plan
+from harness import audit, batch_scaling, cli, environment, plan
 from harness.direction import Direction
 from harness.errors import UserError
 from harness.runner import RunOptions, run_sweep
 from workloads import get_workload
-from workloads.targets import data_fingerprint, write_entry
+from workloads.targets import data_fingerprint, variant_key, write_entry
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -46,6 +50,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("results", "results/targets.db", "SQLite results database for these runs.",
                         flag_values=fv)
     flags.DEFINE_string("data_dir", None, "Dataset directory.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", None, "Set the target of the workload's variant at this global batch "
+                         "size (written as <workload>@batch=B; default: the workload's own batch).",
+                         flag_values=fv)
 
 
 def grid_points(grid: dict[str, list]) -> list[dict]:
@@ -64,14 +71,17 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     del argv
     if not fv.workload:
         raise UserError("--workload is required")
-    workload = get_workload(fv.workload)
+    base = get_workload(fv.workload)
+    workload = batch_scaling.resized(base, fv.batch_size)
+    key = fv.workload if workload is base else variant_key(fv.workload, fv.batch_size)
     grid = cli.parse_json_mapping(fv.grid, "grid")
     fixed = cli.parse_json_mapping(fv.hparams, "hparams")
     seeds = cli.parse_seeds(fv.seeds, many=fv.many_seeds)
 
     def sweep(point: dict, seeds: Sequence[int]) -> list:
         with audit.protecting(fv.data_dir, fv.results):  # harness/audit.py
-            run_plan = plan.build(fv.workload, fv.submission, hparams={**fixed, **point})
+            run_plan = plan.build(fv.workload, fv.submission, hparams={**fixed, **point},
+                                  batch_size=fv.batch_size)
             return run_sweep(run_plan, RunOptions(seeds=seeds, results=fv.results, data_dir=fv.data_dir,
                                                   progress=cli.progress_default(None), rerun=True))
 
@@ -88,7 +98,7 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
     values = [first.best_valid] + [s.best_valid for s in rest]
     target = target_from(values, workload.direction)
     fingerprint = data_fingerprint(workload.load_data(fv.data_dir))
-    path = write_entry(fv.workload, {
+    path = write_entry(key, {
         "target": target, "step_budget": sum(p.steps for p in workload.phases), "metric": workload.metric,
         "direction": workload.direction.value, "baseline": fv.submission,
         "baseline_hparams": {**fixed, **best_point},
@@ -99,12 +109,12 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         "command": "python -m harness.set_target " + " ".join(
             shlex.quote(f"--{k}={json.dumps(v) if k == 'grid' else v}") for k, v in
             (("workload", fv.workload), ("submission", fv.submission), ("grid", grid),
-             ("hparams", fv.hparams), ("seeds", fv.seeds)) if v),
+             ("hparams", fv.hparams), ("seeds", fv.seeds), ("batch_size", fv.batch_size)) if v),
         "git_revision": environment.git_revision(),
         "data_fingerprint": fingerprint,
         "date": datetime.date.today().isoformat(),
     })
-    print(f"target of {fv.workload}: {workload.metric} {target} (median of {values}) with "
+    print(f"target of {key}: {workload.metric} {target} (median of {values}) with "
           f"{fv.submission} {best_point}; written to {path}")
     return 0
 

@@ -55,10 +55,10 @@ from harness.direction import Direction
 from harness.errors import DataError, UserError
 
 __all__ = [  # the contract; Direction, UserError and DataError live in JAX-free modules
-    "Batch", "DataError", "Direction", "EvalModelState", "Hparams", "Knob", "ModelState", "ParamType",
-    "ParamTypes", "Params", "Phase", "SubmissionContext", "TypedParam", "UserError", "WEIGHT_LIKE",
-    "Workload", "eval_model_state_hook", "is_weight_like", "split_param_types", "total_steps", "typed",
-    "validate_knobs", "weight_mask",
+    "Batch", "BatchScaling", "BatchVariant", "DataError", "Direction", "EvalModelState", "Hparams", "Knob",
+    "ModelState", "ParamType", "ParamTypes", "Params", "Phase", "SubmissionContext", "TypedParam", "UserError",
+    "WEIGHT_LIKE", "Workload", "batch_scaling", "eval_model_state_hook", "is_weight_like", "split_param_types",
+    "total_steps", "typed", "validate_knobs", "weight_mask",
 ]
 
 Params = Any  # a pytree of arrays
@@ -183,6 +183,39 @@ def total_steps(phases: tuple[Phase, ...]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class BatchScaling:
+    """How a workload's phases follow its global batch size (``--batch_size``; the arithmetic is
+    harness/batch_scaling.py). A workload declares it as ``batch_scaling`` (optional: without it,
+    the default ``BatchScaling()``).
+
+    Fixed epochs: phase k processes ``examples[k]`` training examples (epochs x train examples) at
+    every batch size, so at batch B_k it runs ceil(examples[k] / B_k) steps (You et al. 2019 Tables
+    4-5, "fixed #epochs"; 90 epochs of ImageNet at 16K: ceil(90 x 1,281,167 / 16,384) = 7,038).
+    ``examples`` None: what the workload's own phases process, steps x global batch (the default
+    batch then gives exactly the workload's budget). ``listed_steps``: batch size (of the first
+    phase) -> steps per phase that a paper lists; they win over the rule at those batch sizes.
+    ``max_batch_size``: the largest global batch the training data allows (its size), if bounded.
+    """
+
+    examples: tuple[int, ...] | None = None
+    listed_steps: Mapping[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    max_batch_size: int | None = None
+    source: str = ""  # where the numbers come from
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchVariant:
+    """A workload at another global batch size, as its BatchScaling gives it: the argument of the
+    optional ``Workload.with_batch`` hook. Cadences in steps keep their spacing in examples."""
+
+    batch_size: int  # the first phase's global batch
+    phases: tuple[Phase, ...]  # other global batches and steps; micro-batches and seq_len as they were
+    eval_every_steps: int
+    checkpoint_every: int
+    target: float | None = None  # the variant's own target (reference_results/targets.json); None: keep
+
+
+@dataclasses.dataclass(frozen=True)
 class SubmissionContext:
     """Static workload information handed to submissions (closed over by the jitted step, never traced).
 
@@ -241,6 +274,16 @@ class Workload(Protocol):
     batches and their order stay as they are); it must be deterministic (the same params give the
     same state at every call) and return a state of the training state's structure. The harness
     calls it once per evaluation, on the host, in evaluation time (harness/evaluation.py).
+
+    Batch size (optional, `--batch_size`): ``batch_scaling: BatchScaling`` declares how the phases
+    follow the global batch (default: fixed epochs), and::
+
+        def with_batch(self, variant: BatchVariant) -> Workload
+
+    returns a copy of the workload that runs ``variant.phases`` (its training batches of their
+    global batch sizes) with the variant's cadences and, when given, its target; everything else
+    (model, knobs, evaluation, precise-BN statistics) as the workload's own. A workload without
+    it does not take --batch_size.
     """
 
     name: str
@@ -297,6 +340,12 @@ def eval_model_state_hook(workload: Workload) -> EvalModelState | None:
     """The workload's `eval_model_state` hook, None when it defines none."""
     hook: EvalModelState | None = getattr(workload, "eval_model_state", None)
     return hook
+
+
+def batch_scaling(workload: Workload) -> BatchScaling:
+    """The workload's declared BatchScaling, the default (fixed epochs) when it declares none."""
+    declared: BatchScaling = getattr(workload, "batch_scaling", BatchScaling())
+    return declared
 
 
 def validate_knobs(declared: tuple[Knob, ...], given: Mapping[str, Any], workload: str

@@ -52,6 +52,7 @@ from harness.errors import UserError
 from harness.formatting import compact_pairs, format_metric
 from harness.recording import StudyLink
 from harness.runner import RunOptions, RunSummary, Sweep
+from workloads import targets
 
 SELECT_RULES = ("best_valid", "steps_to_target")
 #: Trial seeds lie in [TRIAL_SEED_BASE, 2 * TRIAL_SEED_BASE); confirmation seeds below it.
@@ -78,6 +79,7 @@ class StudySpec:
     config: str | None = None
     knobs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     budget: int | None = None
+    batch_size: int | None = None  # the workload's batch-size variant (harness/batch_scaling.py)
     study: str | None = None  # the name; default from the settings
     study_seed: int = 0
     confirm_seeds: int = 50
@@ -165,7 +167,11 @@ def confirmation(summaries: list[RunSummary], direction: Direction, target: floa
 
 
 def default_name(spec: StudySpec, base: plan.RunPlan, space: search_space.SearchSpace) -> str:
-    return f"{base.submission.name}@{base.workload.name}/{space.hash}/seed{spec.study_seed}"
+    """``submission@workload/<space hash>/seed<k>``; a batch-size variant's workload as
+    ``workload@batch=B`` (workloads/targets.variant_key)."""
+    workload = (base.workload.name if base.batch_size is None
+                else targets.variant_key(base.workload.name, base.batch_size))
+    return f"{base.submission.name}@{workload}/{space.hash}/seed{spec.study_seed}"
 
 
 @contextlib.contextmanager
@@ -210,7 +216,7 @@ class StudyRunner:
         spec.check()
         self.spec, self.options, self.command = spec, options, command
         self.base = plan.build(spec.workload, spec.submission, config=spec.config, hparams=spec.hparams,
-                               knobs=spec.knobs, budget=spec.budget)
+                               knobs=spec.knobs, budget=spec.budget, batch_size=spec.batch_size)
         self.space = search_space.load(spec.search_space, self.base.submission)
         fixed = set(spec.hparams) if isinstance(spec.hparams, Mapping) else {k for h in spec.hparams for k in h}
         both = sorted(fixed & set(self.space.names))
@@ -233,13 +239,17 @@ class StudyRunner:
         return base if self.spec.studies == 1 else f"{base}/{s}"
 
     def settings(self, s: int) -> dict[str, Any]:
-        """What defines study s: a resumed study must have the same."""
+        """What defines study s: a resumed study must have the same (a batch-size variant's batch
+        too; studies at the workload's own batch have the settings they had before --batch_size)."""
         spec = self.spec
-        return {"workload": self.base.workload.name, "submission": self.base.submission.name,
-                "hparams": spec.hparams, "config": spec.config, "knobs": dict(spec.knobs),
-                "budget": self.base.budget, "search_space": self.space.raw, "study_seed": spec.study_seed + s,
-                "trials": spec.trials, "max_trials": spec.max_trials_or_default,
-                "confirm_seeds": spec.confirm_seeds, "select": spec.select}
+        settings = {"workload": self.base.workload.name, "submission": self.base.submission.name,
+                    "hparams": spec.hparams, "config": spec.config, "knobs": dict(spec.knobs),
+                    "budget": self.base.budget, "search_space": self.space.raw, "study_seed": spec.study_seed + s,
+                    "trials": spec.trials, "max_trials": spec.max_trials_or_default,
+                    "confirm_seeds": spec.confirm_seeds, "select": spec.select}
+        if self.base.batch_size is not None:
+            settings["batch_size"] = self.base.batch_size
+        return settings
 
     def run(self) -> list[StudyOutcome]:
         start = time.perf_counter()

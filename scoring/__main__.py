@@ -7,6 +7,7 @@
   python -m scoring compare --workload=W --a=ROW --b=ROW [--results=PATH] [--out=PNG]
   python -m scoring profile [--time=steps|seconds] [--results=PATH] [--out=PREFIX]
   python -m scoring tuned-config --study=NAME --out=JSON [--results=PATH]
+  python -m scoring scaling --workload=NAME [--results=PATH] [--out=PNG]
 
 User errors (missing database, unknown workload, unwritable output) are reported as one line
 ``error: ...`` on stderr with exit code 2 (harness/cli.py).
@@ -20,17 +21,29 @@ from absl import flags
 from harness import cli
 from harness.errors import UserError
 from harness.store import ResultsReader
-from scoring import aggregate, compare, diagnostics, profile, render, schedule_discovery, study, tuned_config
+from scoring import (
+    aggregate,
+    compare,
+    diagnostics,
+    profile,
+    render,
+    scaling,
+    schedule_discovery,
+    study,
+    tuned_config,
+)
 from workloads import targets
 
-COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile", "tuned-config")
+COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile", "tuned-config",
+            "scaling")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
          "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
          "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX] | "
          "python -m scoring compare --workload=W --a=ROW --b=ROW [--out=PNG] | "
          "python -m scoring profile [--time=steps|seconds] [--out=PREFIX] | "
-         "python -m scoring tuned-config --study=NAME --out=JSON")
+         "python -m scoring tuned-config --study=NAME --out=JSON | "
+         "python -m scoring scaling --workload=W [--out=PNG]")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -43,7 +56,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "PREFIX.html and PREFIX_<workload>.png; diagnostics: the PNG (default "
                         "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it); "
                         "study: the plots' prefix (default results/study_<name>); tuned-config: the "
-                        "named config's .json path (required).",
+                        "named config's .json path (required); scaling: the PNG (default "
+                        "results/scaling_<workload>.png).",
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
@@ -138,6 +152,14 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         if not (fv.study and fv.out):
             raise UserError(f"tuned-config needs --study=NAME and --out=JSON; usage: {USAGE}")
         print(f"wrote {tuned_config.write(fv.results, fv.study, fv.out)}")
+        return 0
+    if args[0] == "scaling":
+        if not fv.workload:
+            raise UserError(f"scaling needs --workload=NAME; usage: {USAGE}")
+        points = scaling.load(fv.results, fv.workload)
+        print(scaling.table(points), end="")
+        out = fv.out or f"results/scaling_{fv.workload}.png"
+        print(f"wrote {render.write_file(out, scaling.png(points))}")
         return 0
     if args[0] == "study":
         if not fv.study:

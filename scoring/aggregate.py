@@ -48,6 +48,7 @@ import pandas as pd
 from harness.errors import UserError
 from harness.formatting import compact_pairs
 from scoring.statistics import median_interval, wilson_interval
+from workloads.targets import variant_key
 
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
 #: Latest attempts that count as a seed that missed the target (module docstring).
@@ -55,14 +56,17 @@ INCOMPLETE_STATUSES: tuple[str, ...] = ("interrupted", "failed")
 
 #: Columns of the leaderboard DataFrame, in order.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "workload", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams", "metric",
-    "direction", "target",
+    "workload", "global_batch_size", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams",
+    "metric", "direction", "target",
     "seeds", "finished", "reached", "reached_count", "success", "success_ci_low", "success_ci_high",
     "median_steps", "steps_ci_low", "steps_ci_high", "steps_ci_level",
     "median_best_valid", "best_valid_ci_low", "best_valid_ci_high", "best_valid_ci_level",
     "median_final_train", "median_final_test", "median_train_seconds", "median_seconds_to_target",
     "diverged", "failed", "interrupted", "running", "superseded",
 )
+
+#: The leaderboard's sections: rows are ranked within each (sort_leaderboard).
+SECTION_KEYS: tuple[str, ...] = ("workload", "global_batch_size", "tuning_budget")
 
 #: Columns of the learning-curve DataFrame, in order.
 CURVE_COLUMNS: tuple[str, ...] = (
@@ -110,9 +114,10 @@ def time_to_target(evals: pd.DataFrame, target: float, direction: str) -> tuple[
 
 
 def rescore(runs: pd.DataFrame, evals: pd.DataFrame, targets: Mapping[str, float]) -> pd.DataFrame:
-    """The runs scored against ``targets`` (workload -> target) instead of the targets recorded
-    with them: ``target``, ``steps_to_target`` and ``seconds_to_target`` recomputed from each run's
-    evals with ``time_to_target``. Runs of workloads not in ``targets`` are unchanged.
+    """The runs scored against ``targets`` (workload -> target; a batch-size variant's own entry,
+    ``workload@batch=B``, first) instead of the targets recorded with them: ``target``,
+    ``steps_to_target`` and ``seconds_to_target`` recomputed from each run's evals with
+    ``time_to_target``. Runs of workloads not in ``targets`` are unchanged.
 
     Targets are revised (a new target-setting run, new data); the evals keep every run scorable
     against the new one. A run stopped at its old target (``--stop_at_target``) has no evals past
@@ -121,7 +126,8 @@ def rescore(runs: pd.DataFrame, evals: pd.DataFrame, targets: Mapping[str, float
     out = runs.copy()
     by_run = dict(tuple(evals.groupby("run_id"))) if not evals.empty else {}
     for index, run in out.iterrows():
-        target = targets.get(run["workload"])
+        variant = variant_key(run["workload"], int(run["global_batch_size"]))
+        target = targets.get(variant, targets.get(run["workload"]))
         if target is None:
             continue
         run_evals = by_run.get(run["run_id"])
@@ -213,6 +219,7 @@ def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str
     first = group.iloc[0]
     return {
         "workload": workload,
+        "global_batch_size": int(first["global_batch_size"]),
         "tuning_budget": int(study["trials"]) if study is not None else 0,
         "submission": submission,
         "config_id": config_id,
@@ -249,9 +256,12 @@ def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str
 
 
 def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
-    """Order rows within each workload and tuning budget and number them (column ``rank``, from 1).
+    """Order rows within each workload, global batch size and tuning budget and number them
+    (column ``rank``, from 1).
 
-    Rows are compared only at equal tuning budgets (Nado et al.: tuning dominates comparisons): the
+    Rows are compared only at one batch size (a batch-size variant's rows, `--batch_size`, rank
+    among themselves: steps at another batch are another race; the smaller batch comes first) and
+    at equal tuning budgets (Nado et al.: tuning dominates comparisons): the
     groups are the feasible-trial budgets of tuning studies, largest first, then the untuned rows
     (budget 0). Within a group, keys: median steps to target ascending, then median best validation
     metric (larger first when the direction is ``maximize``, smaller first when ``minimize``); NaN
@@ -268,11 +278,21 @@ def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
                          _steps_key=board["median_steps"].fillna(np.inf),
                          _unranked=board["finished"] == 0)
     keyed = keyed.assign(_budget_key=-keyed["tuning_budget"])
-    keyed = keyed.sort_values(["workload", "_budget_key", "_unranked", "_steps_key", "_valid_key",
-                               "submission", "config_id", "study_id"], na_position="last", kind="mergesort")
-    rank = keyed.groupby(["workload", "tuning_budget"]).cumcount() + 1  # the unranked rows come last
+    keyed = keyed.sort_values(["workload", "global_batch_size", "_budget_key", "_unranked", "_steps_key",
+                               "_valid_key", "submission", "config_id", "study_id"], na_position="last",
+                              kind="mergesort")
+    rank = keyed.groupby(list(SECTION_KEYS)).cumcount() + 1  # the unranked rows come last
     keyed["rank"] = rank.astype("Int64").mask(keyed["_unranked"])
     return keyed.drop(columns=["_valid_key", "_steps_key", "_unranked", "_budget_key"]).reset_index(drop=True)
+
+
+def workload_labels(board: pd.DataFrame) -> pd.Series:
+    """Per leaderboard row, the workload as a problem of its own: the name, or for a workload
+    whose rows have several batch sizes ``name@batch=B`` (workloads/targets.variant_key)."""
+    several = board.groupby("workload")["global_batch_size"].transform("nunique") > 1
+    labels = [variant_key(w, int(b)) if many else w
+              for w, b, many in zip(board["workload"], board["global_batch_size"], several)]
+    return pd.Series(labels, index=board.index, dtype=object)
 
 
 def with_study_ids(runs: pd.DataFrame) -> pd.DataFrame:

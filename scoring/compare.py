@@ -199,10 +199,10 @@ def row_key(row: Any) -> str:
 
 def with_rows_above(runs: pd.DataFrame, board: pd.DataFrame) -> dict[str, Comparison]:
     """row_key(row) -> the comparison of each row with the row ranked just above it in its section
-    of the leaderboard (same workload and tuning budget), where they share seeds: what the HTML
-    leaderboard links. Rows without a rank (no finished seed yet) are compared with nothing."""
+    of the leaderboard (same workload, batch size and tuning budget), where they share seeds: what
+    the HTML leaderboard links. Rows without a rank (no finished seed yet) are compared with nothing."""
     out = {}
-    for _, rows in board[board["rank"].notna()].groupby(["workload", "tuning_budget"], sort=False):
+    for _, rows in board[board["rank"].notna()].groupby(list(aggregate.SECTION_KEYS), sort=False):
         ordered = rows.sort_values("rank").to_dict("records")
         for above, row in zip(ordered, ordered[1:]):
             result = between(runs, row, above)

@@ -30,6 +30,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from scoring import aggregate
+
 #: r_max of the AlgoPerf rules: the upper limit of the integral and of the profile plot.
 TAU_MAX = 4.0
 TIME_COLUMNS = {"steps": "median_steps", "seconds": "median_seconds_to_target"}
@@ -83,6 +85,7 @@ def build(board: pd.DataFrame, time: str = "steps", tau_max: float = TAU_MAX) ->
     """The profile of every submission over every workload of the leaderboard `board` that has a
     ranked row (module docstring)."""
     column = TIME_COLUMNS[time]
+    board = board.assign(workload=aggregate.workload_labels(board))  # each batch size its own problem
     ranked = board[board["rank"].notna()]
     workloads = sorted(ranked["workload"].unique())
     submissions = sorted(ranked["submission"].unique())

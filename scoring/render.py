@@ -20,7 +20,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.formatting import format_metric, is_accuracy
-from scoring import compare, profile
+from scoring import aggregate, compare, profile
 from scoring.statistics import CONFIDENCE, FEW_SEEDS
 
 TERMINAL_WIDTH = 120
@@ -108,18 +108,21 @@ def group_name(tuning_budget: int, short: bool = False) -> str:
 
 
 def sections(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(title, rows) per workload and tuning budget, in the leaderboard's order."""
+    """(title, rows) per workload, batch size and tuning budget (aggregate.SECTION_KEYS), in the
+    leaderboard's order; the title names the batch size where a workload has rows at several."""
     out = []
-    for (workload, budget), rows in board.groupby(["workload", "tuning_budget"], sort=False):
-        out.append((f"{workload} [{group_name(int(budget))}]", rows))
+    labels = aggregate.workload_labels(board)
+    for (_, _, budget), rows in board.groupby(list(aggregate.SECTION_KEYS), sort=False):
+        out.append((f"{labels[rows.index[0]]} [{group_name(int(budget))}]", rows))
     return out
 
 
 def workload_caption(rows: pd.DataFrame) -> str:
-    """One line describing a workload's metric, direction and target (from its first row)."""
+    """One line describing a section's metric, direction, target and global batch size (from its
+    first row: a section has one batch size, aggregate.SECTION_KEYS)."""
     first = rows.iloc[0]
     return (f"metric {first['metric']} ({first['direction']}), "
-            f"target {format_metric(first['target'], first['metric'])}")
+            f"target {format_metric(first['target'], first['metric'])}, batch {int(first['global_batch_size'])}")
 
 
 # --- terminal ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pytest
 from _submission_helpers import REPO, nest, param_types, random_params
 
-from harness import configs, spec
+from harness import configs, lr_scaling, spec
 from harness import submission_loader as submissions
 from harness.hparams import validate_phase_hparams
 from submissions.lib import schedules
@@ -28,7 +28,7 @@ EXPECTED = {
     "adamw": {"table5_eps1e-8", "table5_eps1e-6", "nado_table8_32k", "nado_table8_65k_32k",
               "nado_table8_65k", "pydocs_bert", "pydocs_bert_adam"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
-             "you2019_65k_32k", "pydocs_bert", "pydocs_bert_google"},
+             "you2019_65k_32k", "you2019_table4", "you2019_table5", "pydocs_bert", "pydocs_bert_google"},
     "bert_adamw": {"bert_reference"},
 }
 
@@ -68,8 +68,12 @@ def test_config_is_valid_for_its_workload(path: Path) -> None:
     phases = tuple(workload.phases)
     if isinstance(named.hparams, list):
         assert len(named.hparams) == len(phases), "exactly one hparams mapping per workload phase"
-    # each phase's mapping through harness.hparams.validate_hparams, merged over DEFAULT_HPARAMS
-    per_phase = validate_phase_hparams(named.hparams, sub.defaults, sub.name, [p.name for p in phases])
+    # each phase's mapping through harness.hparams.validate_hparams, merged over DEFAULT_HPARAMS,
+    # its learning rates scaled by a declared rule (harness/lr_scaling.py) as the harness does
+    declared, rules = lr_scaling.split(named.hparams, len(phases))
+    validated = validate_phase_hparams(declared, sub.defaults, sub.name, [p.name for p in phases])
+    per_phase = [lr_scaling.scaled(h, rule, p.global_batch_size, sub.name)
+                 for h, rule, p in zip(validated, rules, phases)]
     # Every phase's optimizer and schedule build (warmup within the schedule's span, ...), and
     # next_phase accepts that phase's hparams: what the harness does before training.
     params = jax.tree.map(jnp.asarray, nest(random_params(0)))

@@ -21,7 +21,8 @@ INF = math.inf
 def board(rows: list[tuple[str, str, float, int, str]]) -> pd.DataFrame:
     """Leaderboard rows (submission, workload, median steps, tuning budget, hparams description)."""
     return pd.DataFrame([{"submission": s, "workload": w, "median_steps": t, "median_seconds_to_target": t / 10,
-                          "tuning_budget": b, "hparams": h, "config_id": f"{s}-{w}-{b}-{h}"[:10], "rank": i + 1}
+                          "tuning_budget": b, "hparams": h, "config_id": f"{s}-{w}-{b}-{h}"[:10], "rank": i + 1,
+                          "global_batch_size": 128}
                          for i, (s, w, t, b, h) in enumerate(rows)])
 
 

@@ -195,7 +195,7 @@ def test_sort_respects_direction() -> None:
         "direction": ["maximize", "maximize", "minimize", "minimize", "minimize"],
         "median_steps": [INF, INF, INF, INF, 500.0],
         "median_best_valid": [0.90, 0.95, 3.9, 3.6, 4.5],
-        "tuning_budget": [0] * 5, "study_id": [-1] * 5, "finished": [3] * 5,
+        "tuning_budget": [0] * 5, "study_id": [-1] * 5, "finished": [3] * 5, "global_batch_size": [128] * 5,
     })
     ranked = aggregate.sort_leaderboard(frame)
     assert list(ranked["submission"]) == ["b", "a", "e", "d", "c"]
@@ -208,7 +208,7 @@ def test_rows_rank_only_against_equal_tuning_budgets() -> None:
         "workload": ["w"] * 4, "submission": ["a", "b", "c", "d"], "config_id": ["1", "2", "3", "4"],
         "direction": ["maximize"] * 4, "median_steps": [INF, 100.0, 300.0, 200.0],
         "median_best_valid": [0.9, 0.8, 0.7, 0.75], "tuning_budget": [0, 0, 16, 8],
-        "study_id": [-1, -1, 1, 2], "finished": [3] * 4,
+        "study_id": [-1, -1, 1, 2], "finished": [3] * 4, "global_batch_size": [128] * 4,
     })
     ranked = aggregate.sort_leaderboard(frame)
     assert list(ranked["submission"]) == ["c", "d", "b", "a"]  # budgets 16, 8, then untuned
@@ -514,11 +514,11 @@ def test_a_directory_as_results_is_a_one_line_error(command: list[str], tmp_path
 
 def test_rescore_recomputes_time_to_target_from_evals() -> None:
     runs = pd.DataFrame([
-        {"run_id": 1, "workload": "w", "direction": "maximize", "target": 0.5,
+        {"run_id": 1, "workload": "w", "global_batch_size": 128, "direction": "maximize", "target": 0.5,
          "steps_to_target": 10.0, "seconds_to_target": 1.0},
-        {"run_id": 2, "workload": "w", "direction": "maximize", "target": 0.5,
+        {"run_id": 2, "workload": "w", "global_batch_size": 128, "direction": "maximize", "target": 0.5,
          "steps_to_target": 20.0, "seconds_to_target": 2.0},
-        {"run_id": 3, "workload": "other", "direction": "minimize", "target": 0.1,
+        {"run_id": 3, "workload": "other", "global_batch_size": 128, "direction": "minimize", "target": 0.1,
          "steps_to_target": 5.0, "seconds_to_target": 0.5}])
     evals = pd.DataFrame([
         {"run_id": 1, "step": 10, "train_seconds": 1.0, "valid_metric": 0.55},

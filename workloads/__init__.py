@@ -17,11 +17,11 @@ def _registry() -> dict[str, type]:
     # Imported lazily so that `import workloads` stays cheap and free of side effects.
     from workloads.bert import BertLarge32k, BertLarge65k, BertLarge65k32k
     from workloads.fashion_mnist import FashionMnistLeNet, FashionMnistResNet
-    from workloads.imagenet import ImagenetResNet50, ImagenetResNet50Cosine6000
+    from workloads.imagenet import ImagenetResNet50, ImagenetResNet50Cosine6000, ImagenetResNet50Epochs90
     from workloads.pydocs_bert import PydocsBert
 
     return {cls.name: cls for cls in (FashionMnistResNet, FashionMnistLeNet,
-                                      ImagenetResNet50, ImagenetResNet50Cosine6000,
+                                      ImagenetResNet50, ImagenetResNet50Cosine6000, ImagenetResNet50Epochs90,
                                       BertLarge32k, BertLarge65k32k, BertLarge65k, PydocsBert)}
 
 

@@ -36,6 +36,7 @@ seq-512 records is ~0.4 of a phase-1 training step (2·N·5.1M tokens vs 6·N·4
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -47,6 +48,8 @@ import optax
 
 from harness.spec import (
     Batch,
+    BatchScaling,
+    BatchVariant,
     DataError,
     Direction,
     Knob,
@@ -164,6 +167,16 @@ class BertPretrainingWorkload:
     def step_budget(self) -> int:
         return sum(p.steps for p in self._phases)
 
+    def with_batch(self, variant: BatchVariant) -> BertPretrainingWorkload:
+        """This workload at other global batches (harness/spec.py Workload.with_batch): a shallow
+        copy with the variant's phases, cadences and target; model, knobs and evaluation as here."""
+        resized = copy.copy(self)
+        resized._phases = variant.phases
+        resized.eval_every_steps, resized.checkpoint_every = variant.eval_every_steps, variant.checkpoint_every
+        if variant.target is not None:
+            resized.target = variant.target
+        return resized
+
     @property
     def global_batch_size(self) -> int:
         """Phase 1's global batch (each phase's own is in `phases`)."""
@@ -258,11 +271,34 @@ class BertPretrainingWorkload:
         return _sums(mlm_logits, nsp_logits, batch, batch["mask"])
 
 
+#: You et al. 2019 Table 1 (LAMB, "All the experiments run the same number of epochs"): total steps
+#: per batch size, 512 to 32K; the first 9/10 of them at sequence length 128, the last 1/10 at 512
+#: ("the first 9/10 of the total epochs used a sequence length of 128 and the last 1/10 ... 512").
+YOU2019_TABLE1_STEPS = {512: 1_000_000, 1_024: 500_000, 2_048: 250_000, 4_096: 125_000, 8_192: 62_500,
+                        16_384: 31_250, 32_768: 15_625}
+
+
+def _nine_tenths(total: int) -> tuple[int, int]:
+    """(phase 1, phase 2) steps of a Table 1 total: 9/10 at seq 128, 1/10 at seq 512; the 32K split
+    the paper states (14,063 + 1,562 of 15,625) rounds phase 1 up."""
+    first = -(-9 * total // 10)
+    return first, total - first
+
+
 class BertLarge32k(BertPretrainingWorkload):
-    """You et al. Table 1 (LAMB, 32k) / Nado Table 4 row 1: 14,063 + 1,562 steps at 32,768."""
+    """You et al. Table 1 (LAMB, 32k) / Nado Table 4 row 1: 14,063 + 1,562 steps at 32,768.
+
+    At other batch sizes (--batch_size=B, both phases at B: You et al. Table 4's fixed-epoch study,
+    512 to 32K, lamb --config=you2019_table4_*): the steps Table 1 lists, split 9/10 + 1/10 (at 32K
+    exactly the paper's 14,063 + 1,562); at 64K the 7,037 + 781 steps of Nado et al. Table 4
+    (bert_large_65k); elsewhere fixed epochs from 32K.
+    """
 
     name = "bert_large_32k"
     PHASES = ((14_063, 32_768, 128), (1_562, 32_768, 512))
+    batch_scaling = BatchScaling(
+        listed_steps={**{b: _nine_tenths(n) for b, n in YOU2019_TABLE1_STEPS.items()}, 65_536: (7_037, 781)},
+        source="You et al. 2019 Table 1 (512 to 32K, 9/10 + 1/10 per phase), Nado et al. 2021 Table 4 (64K)")
 
 
 class BertLarge65k32k(BertPretrainingWorkload):

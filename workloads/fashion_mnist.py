@@ -5,6 +5,8 @@
 ResNet v1.5: 50,000 training images / 1,280 = 39 steps per epoch, ghost BN over micro-batches of 64.
 `fashion_mnist_lenet` is the LeNet-5 setup of You et al. 2019 Table 7 (30 epochs at batch 1,024).
 Targets and budgets come from reference_results/targets.json (see reference_results/README.md).
+At another batch size (--batch_size, harness/batch_scaling.py) a workload keeps its epochs: the
+117 x 1,280 examples of fashion_mnist_resnet are 234 steps at 640 and 30 at 5,120.
 
 Evaluation of `fashion_mnist_resnet` uses precise BN (knob `precise_bn_batches`, default 1): the
 batch-norm statistics are recomputed with the current params on one fixed training batch (1,280
@@ -24,16 +26,21 @@ from typing import Any
 
 import flax.linen as nn
 
-from harness.spec import Knob
+from harness.spec import BatchScaling, Knob
 from workloads.data import fashion_mnist
 from workloads.image_classification import DeviceResidentImageWorkload, DeviceSplits
 from workloads.models.lenet import LeNet5
 from workloads.models.resnet import ResNet
 from workloads.targets import target_for
 
+#: Training examples: the official 60,000 minus the held-out validation split.
+NUM_TRAIN = fashion_mnist.FILES["train_labels"][1][0] - fashion_mnist.NUM_VALIDATION
+
 
 class _FashionMNIST(DeviceResidentImageWorkload):
     input_shape = (28, 28, 1)
+    #: --batch_size: fixed epochs (the examples the default budget processes), at most the training set.
+    batch_scaling = BatchScaling(max_batch_size=NUM_TRAIN)
 
     def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
         self.target, self.step_budget = target_for(self.name)

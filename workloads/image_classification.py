@@ -6,6 +6,7 @@ device memory: Fashion-MNIST; ImageNet reads through tf.data instead)."""
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import functools
 import itertools
@@ -20,6 +21,7 @@ import optax
 
 from harness.spec import (
     Batch,
+    BatchVariant,
     Direction,
     Knob,
     ModelState,
@@ -110,6 +112,9 @@ class ImageClassificationWorkload(abc.ABC):
     eval_batch_size: int = 500
     input_shape: tuple[int, ...]
     KNOBS: tuple[Knob, ...] = ()
+    #: A batch-size variant's (with_batch): the workload it was made from, whose training stream
+    #: precise BN reads; None: this workload's own.
+    statistics_source: ImageClassificationWorkload | None = None
 
     def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
         self.knobs = validate_knobs(self.KNOBS, knobs or {}, self.name)
@@ -130,6 +135,21 @@ class ImageClassificationWorkload(abc.ABC):
     def phases(self) -> tuple[Phase, ...]:
         return (Phase(name="train", steps=self.step_budget, global_batch_size=self.global_batch_size,
                       micro_batch_size=self.micro_batch_size),)
+
+    def with_batch(self, variant: BatchVariant) -> ImageClassificationWorkload:
+        """This workload at another global batch (harness/spec.py Workload.with_batch): a shallow
+        copy with the variant's batch, steps, cadences and target. The model, knobs, evaluation
+        and precise-BN statistics stay this workload's: the statistics are computed on the
+        batches of this (the default) workload's stream (`statistics_source`), so evaluations do
+        not change with the training batch size."""
+        (phase,) = variant.phases
+        resized = copy.copy(self)
+        resized.global_batch_size, resized.step_budget = phase.global_batch_size, phase.steps
+        resized.eval_every_steps, resized.checkpoint_every = variant.eval_every_steps, variant.checkpoint_every
+        if variant.target is not None:
+            resized.target = variant.target
+        resized.statistics_source = self.statistics_source or self
+        return resized
 
     # --- model ------------------------------------------------------------------------------
     def init(self, rng: jax.Array) -> tuple[Params, ModelState, ParamTypes]:
@@ -163,14 +183,15 @@ class ImageClassificationWorkload(abc.ABC):
         training state itself (batch-norm running averages) when precise_bn_batches is 0;
         otherwise its batch-norm statistics recomputed with `params` on the first K batches of the
         training stream of seed PRECISE_BN_SEED (precise_bn_statistics; the same batches at every
-        evaluation, the run's own stream untouched)."""
+        evaluation, the run's own stream untouched; for a batch-size variant, the stream of the
+        workload it was made from, so the statistics batches are the same at every batch size)."""
         k = self.precise_bn_batches
         if k == 0:
             return model_state
         if jax.process_count() > 1:  # each process would compute statistics of its own share
             raise UserError(f"knob {PRECISE_BN_KNOB!r} needs a single process; set it to 0 for a "
                             "multi-process run")
-        batches = itertools.islice(self.train_batches(data, PRECISE_BN_SEED), k)
+        batches = itertools.islice((self.statistics_source or self).train_batches(data, PRECISE_BN_SEED), k)
         return self._precise_bn(params, model_state, jnp.stack([b["x"] for b in batches]))
 
     def statistics_model(self) -> nn.Module:

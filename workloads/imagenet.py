@@ -25,7 +25,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from harness.spec import Batch, Knob
+from harness.spec import Batch, BatchScaling, Knob
 from workloads.data import imagenet as imagenet_data
 from workloads.image_classification import ImageClassificationWorkload
 from workloads.models.resnet import ResNet
@@ -96,6 +96,25 @@ class ImagenetResNet50(ImageClassificationWorkload):
 
     def eval_batches(self, data: imagenet_data.ImagenetData, split: str) -> Iterator[Batch]:
         return imagenet_data.eval_batches(data, split, self.eval_batch_size, self.image_size)
+
+
+#: You et al. 2019 Table 5: "Untuned LAMB for ImageNet training with ResNet-50 for different batch
+#: sizes (90 epochs)", 512 to 32K; 90 epochs at 16K are 7,038 iterations (their Tables 9-25).
+YOU2019_EPOCHS = 90
+
+
+class ImagenetResNet50Epochs90(ImagenetResNet50):
+    """ResNet-50 for 90 epochs (You et al. 2019 Table 5; Goyal et al. 2017): at batch 32,768,
+    ceil(90 x 1,281,167 / 32,768) = 3,519 steps; --batch_size=B runs ceil(90 x 1,281,167 / B)
+    (7,038 at 16K, as the paper's Tables 9-25 state). LAMB's settings per batch size are
+    lamb --config=you2019_table5_*. Target and evaluation as imagenet_resnet50 (75.9% top-1,
+    every 157 steps at 32K: 4 epochs; every 4 epochs at any batch size)."""
+
+    name = "imagenet_resnet50_90epochs"
+    step_budget = -(-YOU2019_EPOCHS * imagenet_data.NUM_TRAIN // 32768)
+    batch_scaling = BatchScaling(examples=(YOU2019_EPOCHS * imagenet_data.NUM_TRAIN,),
+                                 max_batch_size=imagenet_data.NUM_TRAIN,
+                                 source="You et al. 2019 Table 5: 90 epochs of the 1,281,167 training images")
 
 
 class ImagenetResNet50Cosine6000(ImagenetResNet50):

@@ -86,17 +86,14 @@ class PydocsBert(BertPretrainingWorkload):
                  hidden_size: int = 128, vocab_size: int = BUILD.vocab_size,
                  phase_steps: Sequence[int] | None = None, phase_batch_sizes: Sequence[int] | None = None,
                  micro_batch_sizes: Sequence[int] | None = None, eval_batch_size: int | None = None) -> None:
-        self._target, budget = target_for(NAME, DEFAULT_STEP_BUDGET)
+        target, budget = target_for(NAME, DEFAULT_STEP_BUDGET)
         self.PHASES = tuple((steps, batch, seq_len) for steps, (_, batch, seq_len) in
                             zip(split_budget(budget), PHASE_DESIGN))
         micros = micro_batch_sizes or [MICRO_BATCH[seq_len] for _, _, seq_len in PHASE_DESIGN]
         super().__init__(knobs, num_layers=num_layers, hidden_size=hidden_size, vocab_size=vocab_size,
                          phase_steps=phase_steps, phase_batch_sizes=phase_batch_sizes,
                          micro_batch_sizes=micros, eval_batch_size=eval_batch_size)
-
-    @property
-    def target(self) -> float:  # type: ignore[override]
-        return self._target
+        self.target = target
 
     def max_predictions(self, seq_len: int) -> int:
         """The build's max_predictions_per_seq (ceil(0.15 · T)): 10 at 64, 20 at 128."""

@@ -9,6 +9,11 @@ A workload without an entry (one rule for all): a workload that declares a defau
 runs with that budget and the target `UNSET_TARGET` -- this is how the target-setting run of a new
 workload (or of one whose entry was removed) runs before its entry exists. A workload that declares
 no default budget cannot run without its entry: UserError naming the file and the command.
+
+Batch-size variants (`--batch_size`, harness/batch_scaling.py) may have entries of their own, under
+`variant_key` (``fashion_mnist_resnet@batch=2560``: written by `python -m harness.set_target
+--batch_size=2560`); a variant without one is judged by its workload's target (fixed-epoch
+scaling keeps the target). Its steps always come from the workload's scaling rule.
 """
 
 from __future__ import annotations
@@ -86,6 +91,17 @@ def target_for(workload: str, default_step_budget: int | None = None) -> tuple[f
                         f"reference_results/targets.json` or set the target with `{_SET_TARGET} "
                         f"--workload={workload}`")
     return UNSET_TARGET, default_step_budget
+
+
+def variant_key(workload: str, batch_size: int) -> str:
+    """The key of the entry of `workload` at global batch `batch_size` (a --batch_size variant)."""
+    return f"{workload}@batch={batch_size}"
+
+
+def variant_target(workload: str, batch_size: int) -> float | None:
+    """The target of the variant's own entry (variant_key), None when it has none (module doc)."""
+    found = entry(variant_key(workload, batch_size))
+    return float(found["target"]) if found is not None else None
 
 
 def current_targets() -> dict[str, float]:
