@@ -174,7 +174,10 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
                                          r.metric),
                   format_seconds(r.median_train_seconds), str(r.diverged), str(r.failed + r.interrupted))
                  for r in rows.itertuples()]
-        out.append(_truncate(f"== {title}: {workload_caption(rows)}", width))
+        heading = f"== {title}: {workload_caption(rows)}"
+        if len(heading) > width:  # the caption on a line of its own rather than cut
+            heading = f"== {title}:\n   {workload_caption(rows)}"
+        out.extend(_truncate(line, width) for line in heading.splitlines())
         out.extend(fixed_width_table(headers, cells, "><<>><><><>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
             note = "" if not pd.isna(r.rank) else f"not ranked, {unranked_note(r)}; "

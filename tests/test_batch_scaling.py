@@ -20,7 +20,7 @@ import pytest
 from conftest import Result, file_digest
 from test_bad_input import assert_one_line_error, harness_run
 
-from harness import batch_scaling, plan, study
+from harness import batch_scaling, plan, store, study
 from harness.errors import UserError
 from harness.runner import RunOptions
 from harness.spec import Phase
@@ -256,7 +256,8 @@ def test_a_study_of_a_variant_has_its_own_name_and_settings(tmp_path: str) -> No
              "batch size); valid batch sizes are the multiples of 64 (64, 128, 256, 512, ...)"),
     ("0", "--batch_size must be a positive global batch size, got 0"),
     ("-64", "--batch_size must be a positive global batch size, got -64"),
-    ("51200", "--batch_size=51200 exceeds the 50,000 training examples of fashion_mnist_resnet; give at most 49984"),
+    ("51200", "--batch_size=51200 exceeds the 50,000 training examples of fashion_mnist_resnet; give at most "
+              "49984"),
     ("many", "flag --batch_size=many"),
 ])
 def test_bad_batch_size_is_one_line(batch: str, expected: str, results_db: str,
@@ -265,3 +266,25 @@ def test_bad_batch_size_is_one_line(batch: str, expected: str, results_db: str,
     assert_one_line_error(main_in_process("harness", *harness_run(results_db, [f"--batch_size={batch}"])),
                           expected)
     assert file_digest(results_db) == before
+
+
+# --- end to end ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_variant_run_is_recorded_at_its_batch(tmp_path: str, main_in_process: Callable[..., Result]) -> None:
+    """harness run --batch_size=640: the run records batch 640, the variant's row id and budget; the
+    leaderboard shows it in a section of its batch."""
+    db = os.path.join(tmp_path, "r.db")
+    args = ["run", "--workload=fashion_mnist_resnet", "--submission=nesterov", "--seeds=0", "--budget=2",
+            "--batch_size=640", f"--results={db}", "--progress=false"]
+    result = main_in_process("harness", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = plan.build("fashion_mnist_resnet", "nesterov", budget=2, batch_size=640)
+    with store.ResultsReader(db) as reader:
+        (run,) = reader.runs().to_dict("records")
+    assert (run["global_batch_size"], run["step_budget"], run["config_id"], run["status"]) == \
+        (640, 2, expected.config_id, "completed")
+    assert expected.config_id != plan.build("fashion_mnist_resnet", "nesterov", budget=2).config_id
+    board = main_in_process("scoring", "leaderboard", f"--results={db}", f"--out={tmp_path}/lb")
+    assert "target 83.80%, batch 640" in board.stdout
