@@ -288,3 +288,33 @@ def test_a_variant_run_is_recorded_at_its_batch(tmp_path: str, main_in_process: 
     assert expected.config_id != plan.build("fashion_mnist_resnet", "nesterov", budget=2).config_id
     board = main_in_process("scoring", "leaderboard", f"--results={db}", f"--out={tmp_path}/lb")
     assert "target 83.80%, batch 640" in board.stdout
+
+
+def test_set_target_of_a_variant_writes_its_own_entry(variant_targets: str, monkeypatch: pytest.MonkeyPatch,
+                                                      main_in_process: Callable[..., Result]) -> None:
+    """python -m harness.set_target --batch_size=640: the procedure's runs are the variant's (their
+    plans at batch 640), the entry is `fashion_mnist_resnet@batch=640` with the variant's budget;
+    the workload's own entry stays. (The training itself is replaced by fixed outcomes here.)"""
+    from harness import set_target
+    from harness.runner import RunSummary
+
+    planned: list[tuple[int, int]] = []
+
+    def fake_sweep(run_plan: plan.RunPlan, options: RunOptions) -> list[RunSummary]:
+        planned.append((run_plan.batch_size or 0, run_plan.budget))
+        lr = run_plan.hparams["learning_rate"]
+        return [RunSummary(0, seed, "completed", run_plan.budget, None, None, 0.5 + 0.1 * lr + 0.01 * seed, None,
+                           1.0, 0.1) for seed in options.seeds]
+
+    monkeypatch.setattr(set_target, "run_sweep", fake_sweep)
+    before = targets.read_targets()["fashion_mnist_resnet"]
+    result = main_in_process("harness.set_target", "--workload=fashion_mnist_resnet", "--batch_size=640",
+                             '--grid={"learning_rate": [0.5, 1]}', "--seeds=0-2", "--results=/tmp/unused.db")
+    assert result.returncode == 0, result.stderr
+    assert set(planned) == {(640, 234)}
+    entries = targets.read_targets()
+    assert entries["fashion_mnist_resnet"] == before
+    entry = entries["fashion_mnist_resnet@batch=640"]
+    assert (entry["target"], entry["step_budget"], entry["baseline_hparams"]) == (0.61, 234, {"learning_rate": 1})
+    assert "--batch_size=640" in entry["command"]
+    assert targets.variant_target("fashion_mnist_resnet", 640) == 0.61
