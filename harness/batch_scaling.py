@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 
 from harness.errors import UserError
-from harness.spec import BatchVariant, Phase, Workload, batch_scaling
+from harness.spec import BatchVariant, Phase, Workload, batch_scaling_rule
 from workloads import targets
 
 
@@ -64,7 +64,7 @@ def _check(workload: Workload, batch_size: int) -> None:
         raise UserError(f"--batch_size={batch_size} does not split into {workload.name}'s micro-batches "
                         f"({micro}, kept at every batch size); valid batch sizes are the multiples of {unit} "
                         f"({examples}, ...)")
-    limit = batch_scaling(workload).max_batch_size
+    limit = batch_scaling_rule(workload).max_batch_size
     if limit is not None and batch_size > limit:
         raise UserError(f"--batch_size={batch_size} exceeds the {limit:,} training examples of "
                         f"{workload.name}; give at most {limit - limit % unit}")
@@ -74,7 +74,7 @@ def variant(workload: Workload, batch_size: int) -> BatchVariant:
     """The workload's phases and cadences at first-phase batch `batch_size` (module docstring);
     UserError for a batch it cannot run."""
     _check(workload, batch_size)
-    rule = batch_scaling(workload)
+    rule = batch_scaling_rule(workload)
     phases = tuple(workload.phases)
     b10 = phases[0].global_batch_size
     batches = [p.global_batch_size * batch_size // b10 for p in phases]
@@ -114,7 +114,7 @@ def resized(workload: Workload, batch_size: int | None) -> Workload:
 
 def describe(workload: Workload) -> str:
     """One line: how the workload's steps follow --batch_size (for `python -m harness list`)."""
-    rule = batch_scaling(workload)
+    rule = batch_scaling_rule(workload)
     unit = batch_unit(tuple(workload.phases))
     listed = (f"; steps as listed at {', '.join(str(b) for b in sorted(rule.listed_steps))}"
               if rule.listed_steps else "")

@@ -277,8 +277,8 @@ def build(workload: str | Workload | None, submission: str | loader.Submission, 
     configuration of the submission (harness/configs.py); `hparams` and `knobs` override its keys.
     `budget`: steps instead of the workload's (phases scaled). `batch_size`: the workload's
     variant at this first-phase global batch (harness/batch_scaling.py; None: the workload's
-    own), before `budget` applies. `devices`: default every
-    device of every process (data parallel over all of them).
+    own), before `budget` applies. `devices`: default every device of every process (data
+    parallel over all of them).
     """
     sub = submission if isinstance(submission, loader.Submission) else loader.load(submission)
     hparams = {} if hparams is None else hparams

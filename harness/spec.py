@@ -13,6 +13,10 @@ The harness applies ``params = params + updates``. ``hparams`` is a plain mappin
 value types are those of ``DEFAULT_HPARAMS``; ``ctx`` is static information about the workload. A
 submission never sees data, the clock or the target.
 
+Learning-rate scaling with the batch size is the harness's (harness/lr_scaling.py): the hparam
+names ``lr_scaling`` and ``lr_reference_batch_size`` are reserved for it, and a declared rule
+reaches ``update`` as learning rates already scaled to ``ctx.global_batch_size``.
+
 Static and traced hyperparameters. Inside the compiled training step the *numeric* hyperparameters
 (those whose default is a float) are traced arguments, so that trials of a tuning study with other
 learning rates, decays, warmups or betas share one compiled program; ``update`` receives them as
@@ -57,8 +61,8 @@ from harness.errors import DataError, UserError
 __all__ = [  # the contract; Direction, UserError and DataError live in JAX-free modules
     "Batch", "BatchScaling", "BatchVariant", "DataError", "Direction", "EvalModelState", "Hparams", "Knob",
     "ModelState", "ParamType", "ParamTypes", "Params", "Phase", "SubmissionContext", "TypedParam", "UserError",
-    "WEIGHT_LIKE", "Workload", "batch_scaling", "eval_model_state_hook", "is_weight_like", "split_param_types",
-    "total_steps", "typed", "validate_knobs", "weight_mask",
+    "WEIGHT_LIKE", "Workload", "batch_scaling_rule", "eval_model_state_hook", "is_weight_like",
+    "split_param_types", "total_steps", "typed", "validate_knobs", "weight_mask",
 ]
 
 Params = Any  # a pytree of arrays
@@ -342,7 +346,7 @@ def eval_model_state_hook(workload: Workload) -> EvalModelState | None:
     return hook
 
 
-def batch_scaling(workload: Workload) -> BatchScaling:
+def batch_scaling_rule(workload: Workload) -> BatchScaling:
     """The workload's declared BatchScaling, the default (fixed epochs) when it declares none."""
     declared: BatchScaling = getattr(workload, "batch_scaling", BatchScaling())
     return declared
