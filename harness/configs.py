@@ -146,7 +146,8 @@ def _find(submission: Submission, name: str) -> NamedConfig | None:
 
 def _prefixed(parts: Sequence[tuple[str, Any]]) -> Any:
     """The children's hparams with their prefixes, in one mapping; one mapping per phase when any
-    child's config is a per-phase list (the mappings of the others then apply to every phase)."""
+    child's config is a per-phase list (the mappings of the others then apply to every phase). A
+    learning-rate rule (harness/lr_scaling.py) keeps its unprefixed keys: it applies to the graft."""
     lengths = {len(h) for _, h in parts if isinstance(h, list)}
     if len(lengths) > 1:
         raise UserError("the children's configs give per-phase hparams for different numbers of phases")
@@ -155,7 +156,12 @@ def _prefixed(parts: Sequence[tuple[str, Any]]) -> Any:
         out: dict[str, Any] = {}
         for prefix, h in parts:
             mapping = h[k] if isinstance(h, list) and k is not None else h
-            out.update({prefix + key: v for key, v in mapping.items()})
+            # a learning-rate rule is the graft's, not a child's: it scales every rate, unprefixed
+            for key, v in mapping.items():
+                if key in lr_scaling.KEYS and out.setdefault(key, v) != v:
+                    raise UserError(f"the children's configs declare {key} {out[key]!r} and {v!r}; pass "
+                                    f"--hparams with {key} to choose")
+            out.update({(key if key in lr_scaling.KEYS else prefix + key): v for key, v in mapping.items()})
         return out
 
     return [phase(k) for k in range(lengths.pop())] if lengths else phase(None)

@@ -85,11 +85,7 @@ class RunPlan:
         hparams_set = configs.merge_hparams(self.hparams_set, extra) if self.hparams_set else extra
         given = configs.merge_hparams(named.hparams, hparams_set) if named is not None else hparams_set
         phases = tuple(p.phase for p in self.phases)
-        declared, rules = lr_scaling.split(given, len(phases))
-        validated = validate_phase_hparams(declared, sub.defaults, sub.name, [p.name for p in phases])
-        recorded = [lr_scaling.recorded(hp, rule) for hp, rule in zip(validated, rules)]
-        effective = [lr_scaling.scaled(hp, rule, phase.global_batch_size, sub.name)
-                     for hp, rule, phase in zip(validated, rules, phases)]
+        effective, recorded = phase_hparams(given, sub, phases)
         plans = tuple(PhasePlan(old.phase, hp, old.ctx, *split_static(hp, sub.defaults, sub.static_hparams), rec)
                       for old, hp, rec in zip(self.phases, effective, recorded))
         with loader.guard(sub):  # the submission's code runs here (harness/audit.py)
@@ -255,6 +251,19 @@ def check_hparams(sub: loader.Submission, hparams: Mapping[str, Any], ctx: Submi
     except Exception as e:  # user code: any other failure is reported as one line too
         raise UserError(f"submission {sub.name}: check_hparams(hparams, ctx) raised "
                         f"{type(e).__name__}: {e}") from None
+
+
+def phase_hparams(given: Hparams, sub: loader.Submission, phases: Sequence[Phase]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per phase: the hparams the submission gets, the hparams the results record) of `given`
+    (one mapping for every phase, or one per phase): validated against the submission's
+    DEFAULT_HPARAMS (harness/hparams.py), learning rates scaled to each phase's global batch by a
+    declared rule (harness/lr_scaling.py; recorded as given, with the rule)."""
+    declared, rules = lr_scaling.split(given, len(phases))
+    validated = validate_phase_hparams(declared, sub.defaults, sub.name, [p.name for p in phases])
+    effective = [lr_scaling.scaled(hp, rule, phase.global_batch_size, sub.name)
+                 for hp, rule, phase in zip(validated, rules, phases)]
+    return effective, [lr_scaling.recorded(hp, rule) for hp, rule in zip(validated, rules)]
 
 
 def _given_validated(given: Hparams, validated: list[dict[str, Any]]) -> Hparams:

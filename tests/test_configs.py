@@ -14,9 +14,8 @@ import jax.numpy as jnp
 import pytest
 from _submission_helpers import REPO, nest, param_types, random_params
 
-from harness import configs, lr_scaling, spec
+from harness import configs, plan, spec
 from harness import submission_loader as submissions
-from harness.hparams import validate_phase_hparams
 from submissions.lib import schedules
 
 CONFIG_FILES = sorted(REPO.glob("submissions/*/configs/*.json"))
@@ -69,11 +68,8 @@ def test_config_is_valid_for_its_workload(path: Path) -> None:
     if isinstance(named.hparams, list):
         assert len(named.hparams) == len(phases), "exactly one hparams mapping per workload phase"
     # each phase's mapping through harness.hparams.validate_hparams, merged over DEFAULT_HPARAMS,
-    # its learning rates scaled by a declared rule (harness/lr_scaling.py) as the harness does
-    declared, rules = lr_scaling.split(named.hparams, len(phases))
-    validated = validate_phase_hparams(declared, sub.defaults, sub.name, [p.name for p in phases])
-    per_phase = [lr_scaling.scaled(h, rule, p.global_batch_size, sub.name)
-                 for h, rule, p in zip(validated, rules, phases)]
+    # its learning rates scaled by a declared rule (harness/lr_scaling.py): what the harness gives
+    per_phase, _ = plan.phase_hparams(named.hparams, sub, phases)
     # Every phase's optimizer and schedule build (warmup within the schedule's span, ...), and
     # next_phase accepts that phase's hparams: what the harness does before training.
     params = jax.tree.map(jnp.asarray, nest(random_params(0)))

@@ -116,3 +116,12 @@ def test_bad_rules_on_the_command_line(hparams: str, expected: str, results_db: 
     before = file_digest(results_db)
     assert_one_line_error(main_in_process("harness", *harness_run(results_db, [f"--hparams={hparams}"])), expected)
     assert file_digest(results_db) == before
+
+
+def test_a_childs_config_declares_the_rule_for_the_graft() -> None:
+    """lamb_graft_sgd takes LAMB's you2019_table4 as M.*; its rule keys stay unprefixed (the graft's)."""
+    p = plan.build(None, "lamb_graft_sgd", config="you2019_table4", batch_size=512)
+    recorded = p.hparams[0]
+    assert (recorded["lr_scaling"], recorded["lr_reference_batch_size"], recorded["M.learning_rate"]) == \
+        ("sqrt", 32768, 5e-3)
+    assert p.phases[0].hparams["M.learning_rate"] == pytest.approx(5e-3 / 8, rel=1e-15)

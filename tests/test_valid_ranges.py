@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import pytest
 from _submission_helpers import LAYOUT, REPO, context, load_submission, nest, param_types, random_params
 
-from harness import configs, spec
+from harness import configs, plan, spec
 from harness import submission_loader as loader
 from harness.hparams import validate_phase_hparams
 from submissions.lib import valid_ranges
@@ -123,7 +123,7 @@ def test_named_configs_are_valid_in_every_phase(name: str, config: str) -> None:
     sub = loader.load(name)
     named = configs.load_config(sub, config)
     phases = tuple(workloads.get_workload(named.workload, named.knobs).phases)
-    per_phase = validate_phase_hparams(named.hparams, sub.defaults, sub.name, [p.name for p in phases])
+    per_phase, _ = plan.phase_hparams(named.hparams, sub, phases)  # as the harness gives them
     ctx = spec.SubmissionContext(named.workload, param_types(), phases)
     assert sub.check_hparams is not None
     for k, hp in enumerate(per_phase):
