@@ -114,6 +114,8 @@ def resized(workload: Workload, batch_size: int | None) -> Workload:
 
 def describe(workload: Workload) -> str:
     """One line: how the workload's steps follow --batch_size (for `python -m harness list`)."""
+    if getattr(workload, "with_batch", None) is None:
+        return "--batch_size: not supported"
     rule = batch_scaling_rule(workload)
     unit = batch_unit(tuple(workload.phases))
     listed = (f"; steps as listed at {', '.join(str(b) for b in sorted(rule.listed_steps))}"
@@ -121,6 +123,4 @@ def describe(workload: Workload) -> str:
     source = f" ({rule.source})" if rule.source else ""
     epochs = "fixed epochs" if rule.examples is None else \
         "fixed epochs (" + " + ".join(f"{e:,}" for e in rule.examples) + " examples)"
-    if getattr(workload, "with_batch", None) is None:
-        return "--batch_size: not supported"
     return f"--batch_size: multiples of {unit}, {epochs}{listed}{source}"

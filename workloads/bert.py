@@ -289,7 +289,7 @@ class BertLarge32k(BertPretrainingWorkload):
     """You et al. Table 1 (LAMB, 32k) / Nado Table 4 row 1: 14,063 + 1,562 steps at 32,768.
 
     At other batch sizes (--batch_size=B, both phases at B: You et al. Table 4's fixed-epoch study,
-    512 to 32K, lamb --config=you2019_table4_*): the steps Table 1 lists, split 9/10 + 1/10 (at 32K
+    512 to 32K, lamb --config=you2019_table4): the steps Table 1 lists, split 9/10 + 1/10 (at 32K
     exactly the paper's 14,063 + 1,562); at 64K the 7,037 + 781 steps of Nado et al. Table 4
     (bert_large_65k); elsewhere fixed epochs from 32K.
     """

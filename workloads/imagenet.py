@@ -107,7 +107,7 @@ class ImagenetResNet50Epochs90(ImagenetResNet50):
     """ResNet-50 for 90 epochs (You et al. 2019 Table 5; Goyal et al. 2017): at batch 32,768,
     ceil(90 x 1,281,167 / 32,768) = 3,519 steps; --batch_size=B runs ceil(90 x 1,281,167 / B)
     (7,038 at 16K, as the paper's Tables 9-25 state). LAMB's settings per batch size are
-    lamb --config=you2019_table5_*. Target and evaluation as imagenet_resnet50 (75.9% top-1,
+    lamb --config=you2019_table5 --batch_size=B. Target and evaluation as imagenet_resnet50 (75.9% top-1,
     every 157 steps at 32K: 4 epochs; every 4 epochs at any batch size)."""
 
     name = "imagenet_resnet50_90epochs"
