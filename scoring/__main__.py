@@ -1,4 +1,5 @@
-"""CLI of scoring (reads only the results database; imports no JAX):
+"""CLI of scoring (reads the results database; imports JAX only to check the workload names of the
+papers' data files):
 
   python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]
   python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]
@@ -8,9 +9,15 @@
   python -m scoring profile [--time=steps|seconds] [--results=PATH] [--out=PREFIX]
   python -m scoring tuned-config --study=NAME --out=JSON [--results=PATH]
   python -m scoring scaling --workload=NAME [--results=PATH] [--out=PNG]
+  python -m scoring published [--paper=PAPER] [--workload=NAME]
+  python -m scoring coverage [--out=reference_results/COVERAGE.md]
 
-User errors (missing database, unknown workload, unwritable output) are reported as one line
-``error: ...`` on stderr with exit code 2 (harness/cli.py).
+`published` and `coverage` read the papers' data files (reference_results/published/,
+reference_results/coverage/), not the database; a leaderboard of a full-scale workload shows the
+published numbers about it (scoring/published_board.py).
+
+User errors (missing database, unknown workload, unwritable output, a bad data file) are reported
+as one line ``error: ...`` on stderr with exit code 2 (harness/cli.py).
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from harness.store import ResultsReader
 from scoring import (
     aggregate,
     compare,
+    coverage,
     diagnostics,
     profile,
+    published,
+    published_board,
     render,
     scaling,
     schedule_discovery,
@@ -35,7 +45,7 @@ from scoring import (
 from workloads import targets
 
 COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile", "tuned-config",
-            "scaling")
+            "scaling", "published", "coverage")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
          "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
@@ -43,12 +53,14 @@ USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--ou
          "python -m scoring compare --workload=W --a=ROW --b=ROW [--out=PNG] | "
          "python -m scoring profile [--time=steps|seconds] [--out=PREFIX] | "
          "python -m scoring tuned-config --study=NAME --out=JSON | "
-         "python -m scoring scaling --workload=W [--out=PNG]")
+         "python -m scoring scaling --workload=W [--out=PNG] | "
+         "python -m scoring published [--paper=PAPER] [--workload=NAME] | "
+         "python -m scoring coverage [--out=reference_results/COVERAGE.md]")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string("workload", None, "Only this workload (default: every workload in the database).",
-                        flag_values=fv)
+    flags.DEFINE_string("workload", None, "Only this workload (default: every workload in the database); "
+                        "published: only the numbers about it.", flag_values=fv)
     flags.DEFINE_string("results", "results/results.db", "The results database written by the harness.",
                         flag_values=fv)
     flags.DEFINE_string("out", None,
@@ -57,7 +69,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "results/diagnostics_<run>.png); discover-schedule: the JSON (default: print it); "
                         "study: the plots' prefix (default results/study_<name>); tuned-config: the "
                         "named config's .json path (required); scaling: the PNG (default "
-                        "results/scaling_<workload>.png).",
+                        "results/scaling_<workload>.png); coverage: the Markdown file (default "
+                        "reference_results/COVERAGE.md of the repository).",
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
@@ -73,6 +86,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                       "leaderboard: score every run against its workload's current target in "
                       "reference_results/targets.json (recomputed from the run's evals) instead of the "
                       "target recorded with the run.", flag_values=fv)
+    flags.DEFINE_string("paper", None, f"published: only this paper ({', '.join(published.PAPERS)}).",
+                        flag_values=fv)
     define_discovery_flags(fv)
 
 
@@ -104,8 +119,9 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
     paired comparisons of adjacent rows and the performance profile."""
     board, runs, evals = load_board(results, workload, rescore)
     curves = aggregate.learning_curves(runs, evals)
-    paths = render.write_reports(board, curves, out, compare.with_rows_above(runs, board), profile.build(board))
-    return render.terminal_table(board), paths
+    shown = published_board.with_published(board)  # the profile and the comparisons: measured rows only
+    paths = render.write_reports(shown, curves, out, compare.with_rows_above(runs, board), profile.build(board))
+    return render.terminal_table(shown), paths
 
 
 def run_discover_schedule(fv: flags.FlagValues) -> str:
@@ -160,6 +176,12 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         print(scaling.table(points), end="")
         out = fv.out or f"results/scaling_{fv.workload}.png"
         print(f"wrote {render.write_file(out, scaling.png(points))}")
+        return 0
+    if args[0] == "published":
+        print(published.table(published.select(published.load(), fv.paper, fv.workload)), end="")
+        return 0
+    if args[0] == "coverage":
+        print(f"wrote {coverage.write(fv.out or coverage.COVERAGE_MD)}")
         return 0
     if args[0] == "study":
         if not fv.study:

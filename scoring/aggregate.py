@@ -54,7 +54,8 @@ FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
 #: Latest attempts that count as a seed that missed the target (module docstring).
 INCOMPLETE_STATUSES: tuple[str, ...] = ("interrupted", "failed")
 
-#: Columns of the leaderboard DataFrame, in order.
+#: Columns of the leaderboard DataFrame, in order. ``published``: empty on a measured row; on a row
+#: of a paper's number (scoring/published_board.py, never ranked) the number as printed, with its unit.
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "workload", "global_batch_size", "tuning_budget", "rank", "submission", "config_id", "study_id", "hparams",
     "metric", "direction", "target",
@@ -62,7 +63,7 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "median_steps", "steps_ci_low", "steps_ci_high", "steps_ci_level",
     "median_best_valid", "best_valid_ci_low", "best_valid_ci_high", "best_valid_ci_level",
     "median_final_train", "median_final_test", "median_train_seconds", "median_seconds_to_target",
-    "diverged", "failed", "interrupted", "running", "superseded",
+    "diverged", "failed", "interrupted", "running", "superseded", "published",
 )
 
 #: The leaderboard's sections: rows are ranked within each (sort_leaderboard).
@@ -252,6 +253,7 @@ def _row(key: tuple[str, str, str, int], group: pd.DataFrame, study: Mapping[str
         "interrupted": int((counted["status"] == "interrupted").sum()),
         "running": len(latest) - seeds,
         "superseded": len(group) - len(latest),
+        "published": "",  # a measured row; published rows: scoring/published_board.py
     }
 
 

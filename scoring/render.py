@@ -35,17 +35,34 @@ def format_rank(value: Any) -> str:
     return "-" if pd.isna(value) else str(int(value))
 
 
+def is_published(row: Any) -> bool:
+    """Whether a leaderboard row is a paper's published number (scoring/published_board.py)."""
+    return bool(row.published)
+
+
+def published_cells(row: Any, headers: Sequence[str]) -> list[str]:
+    """The cells of a published row under `headers`: its submission, label, description and the
+    number in the best-valid column; ``-`` in every column measured here."""
+    known = {"submission": row.submission, "config": row.config_id, "hparams": row.hparams,
+             "best valid": row.published}
+    return [str(known.get(h.lower(), "-")) for h in headers]
+
+
 def unranked_note(row: Any) -> str:
-    """Why a row has no rank: 'no finished seed yet' with its seeds' states, e.g. '(1 running)'."""
+    """Why a row has no rank: 'no finished seed yet' with its seeds' states, e.g. '(1 running)';
+    a published number is never ranked."""
+    if is_published(row):
+        return "a published number, not measured here"
     states = [f"{int(n)} {state}" for state, n in (("running", row.running), ("interrupted", row.interrupted),
                                                    ("failed", row.failed)) if n]
     return "no finished seed yet" + (f" ({', '.join(states)})" if states else "")
 
 
 def unranked_lines(rows: pd.DataFrame) -> list[str]:
-    """One line per row of `rows` without a rank: 'submission [config]: not ranked, <why>'."""
+    """One line per measured row of `rows` without a rank: 'submission [config]: not ranked, <why>'
+    (a published row is never ranked: the footer says so once)."""
     return [f"{r.submission} [{r.config_id}]: not ranked, {unranked_note(r)}"
-            for r in rows.itertuples() if pd.isna(r.rank)]
+            for r in rows.itertuples() if pd.isna(r.rank) and not is_published(r)]
 
 
 def format_steps(value: Any) -> str:
@@ -173,14 +190,14 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
                   format_metric_interval(r.best_valid_ci_low, r.best_valid_ci_high, r.best_valid_ci_level,
                                          r.metric),
                   format_seconds(r.median_train_seconds), str(r.diverged), str(r.failed + r.interrupted))
-                 for r in rows.itertuples()]
+                 if not is_published(r) else tuple(published_cells(r, headers)) for r in rows.itertuples()]
         heading = f"== {title}: {workload_caption(rows)}"
         if len(heading) > width:  # the caption on a line of its own rather than cut
             heading = f"== {title}:\n   {workload_caption(rows)}"
         out.extend(_truncate(line, width) for line in heading.splitlines())
         out.extend(fixed_width_table(headers, cells, "><<>><><><>>>", shrinkable=(1, 2), width=width))
         for r in rows.itertuples():
-            note = "" if not pd.isna(r.rank) else f"not ranked, {unranked_note(r)}; "
+            note = "" if not pd.isna(r.rank) or is_published(r) else f"not ranked, {unranked_note(r)}; "
             out.append(_truncate(f"  #{format_rank(r.rank)} {r.config_id}: {note}{r.hparams}", width))
         out.append("")
     out.extend(textwrap.wrap(" ".join(footer(board)), width))
@@ -196,10 +213,14 @@ def footer(board: pd.DataFrame) -> list[str]:
              "success, Wilson score interval; medians, exact order-statistic interval (scipy quantile_test); "
              "* = [min, max], the widest interval fewer than 6 seeds allow, at its exact level (93.8% for 5 "
              "seeds, 87.5% for 4)."]
-    few = board[board["seeds"] < FEW_SEEDS]
+    measured = board[board["published"] == ""]
+    few = measured[measured["seeds"] < FEW_SEEDS]
     if not few.empty:
-        lines.append(f"{len(few)} of {len(board)} rows have fewer than {FEW_SEEDS} seeds: their intervals "
+        lines.append(f"{len(few)} of {len(measured)} rows have fewer than {FEW_SEEDS} seeds: their intervals "
                      "are wide, and ranks inside overlapping intervals are not a verdict.")
+    if len(measured) < len(board):
+        lines.append("Rows 'published (paper, table)': a paper's number as printed, in the best-valid column "
+                     "(reference_results/published/), beside the rows measured here; never ranked.")
     return lines
 
 
@@ -224,7 +245,7 @@ def full_rows(rows: pd.DataFrame) -> list[list[str]]:
              format_metric(r.median_final_test, r.metric), format_seconds(r.median_train_seconds),
              format_seconds(r.median_seconds_to_target), str(r.diverged), str(r.failed), str(r.interrupted),
              str(r.running), str(r.superseded)]
-            for r in rows.itertuples()]
+            if not is_published(r) else published_cells(r, _FULL_HEADERS) for r in rows.itertuples()]
 
 
 def _md_cell(text: str) -> str:

@@ -1,0 +1,248 @@
+"""The papers' published numbers as data: reference_results/published/<paper>.csv, one row per
+number with its table, row, column, unit, kind and the quote it comes from (the format:
+reference_results/published/README.md).
+
+``load`` reads and checks every file: the columns in order, the vocabularies of ``unit`` and
+``quantity``, ``value`` a number, ``printed`` a printed form this module reads, equal to ``value``
+and occurring in ``quote``, and the workload, submission and config names the suite's own.
+``quote_problems`` checks each quote against the paper's text (the papers directory: ``papers_dir``).
+``python -m scoring published`` prints them; the full-scale leaderboard shows some of them
+(scoring/published_board.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+
+import pandas as pd
+
+from harness.errors import UserError
+from scoring import datafiles
+from scoring.datafiles import LINE, PAPER, PAPERS, REPO
+
+#: The columns of a published file, in order.
+COLUMNS: tuple[str, ...] = ("table", "row", "column", "value", "printed", "unit", "quantity", "quote", "source",
+                            "workload", "submission", "config", "note")
+#: Columns that may not be empty.
+REQUIRED: tuple[str, ...] = ("table", "value", "printed", "quantity", "quote", "source")
+UNITS: tuple[str, ...] = ("%", "fraction", "F1", "steps", "epochs", "examples", "seeds", "runs", "trials",
+                          "hours", "minutes", "seconds", "")
+QUANTITIES: tuple[str, ...] = ("metric", "target", "batch_size", "steps", "epochs", "hparam", "search_min",
+                               "search_max", "count", "time")
+QUOTE_MAX_CHARS = 300
+#: `NK` printed for a batch size: N x 1024 (You et al.: 32K = 32,768).
+KILO = 1024
+
+PUBLISHED_DIR = os.path.join(REPO, "reference_results", "published")
+PAPERS_DIR_ENV = "PAPERS_DIR"
+
+_DECIMAL = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_PLAIN = re.compile(rf"{_DECIMAL}(?:[eE][-+]?\d+)?")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_KILO = re.compile(r"(\d+(?:\.\d+)?)K")
+_POWER = re.compile(rf"(?:({_DECIMAL})\s*(?:\\times|×)\s*)?10\^\{{?([-+]?\d+)\}}?")
+#: 10−5 for 10^-5: the superscript flattened by the text extraction (Agarwal et al.), always with
+#: the minus sign U+2212 (10-5 would be a subtraction).
+_FLAT_POWER = re.compile(rf"(?:({_DECIMAL})\s*(?:\\times|×)\s*)?10\u2212(\d+)")
+PRINTED_FORMS = ("75.97, 1e-4, 8.796291e-02, 32,768, 32K (x 1024), 5 \\times 10^{-5}, 10^{-4}, "
+                 "10\u22125, a trailing % allowed")
+
+
+# --- printed forms ------------------------------------------------------------------------------
+
+
+def printed_value(printed: str) -> float | None:
+    """The number a printed token stands for, or None for a form not read here.
+
+    Forms (README.md of reference_results/published): plain and scientific decimals as they are
+    (``75.97``, ``1e-4``), thousands separated by commas (``32,768``), ``NK`` = N x 1024 (batch
+    sizes, You et al.), LaTeX powers of ten (``5 \\times 10^{-5}``, ``10^{-4}``), and ``10−5`` (with
+    the minus U+2212) for 10^-5 as the text extraction flattened a superscript; elsewhere ``−``
+    reads as a minus, and a trailing ``%`` is dropped (a percentage keeps its number).
+    """
+    if flat := _FLAT_POWER.fullmatch(printed.strip()):
+        return float(f"{flat.group(1) or '1'}e-{flat.group(2)}")
+    text = printed.strip().replace("\u2212", "-").removesuffix("%").strip()
+    if _PLAIN.fullmatch(text):
+        return float(text)
+    if _THOUSANDS.fullmatch(text):
+        return float(text.replace(",", ""))
+    if kilo := _KILO.fullmatch(text):
+        return float(kilo.group(1)) * KILO
+    if power := _POWER.fullmatch(text):
+        mantissa, exponent = power.group(1) or "1", power.group(2)
+        return float(f"{mantissa}e{exponent}")
+    return None
+
+
+def printed_in_quote(printed: str, quote: str) -> bool:
+    """Whether `printed` occurs in `quote` as a whole number: not preceded by a digit or ``.``, not
+    followed by a digit, ``.`` + digit or ``K`` (so ``5.9`` is not found in ``75.9``, nor ``16`` in
+    ``16K``)."""
+    pattern = rf"(?<![\d.]){re.escape(printed)}(?!\d|\.\d|K)"
+    return re.search(pattern, quote) is not None
+
+
+def parse_value(text: str) -> float | None:
+    """A ``value`` cell as a float (a plain or scientific decimal), None for anything else."""
+    return float(text) if _PLAIN.fullmatch(text.strip()) else None
+
+
+# --- loading and checking -----------------------------------------------------------------------
+
+
+def check_record(path: str, record: Mapping[str, str]) -> float:
+    """UserError (file, line, column) for the first problem of one record; its value otherwise."""
+    line = int(record[LINE])
+
+    def at(column: str) -> str:
+        return datafiles.where(path, line, column)
+
+    for column in REQUIRED:
+        if not record[column].strip():
+            raise UserError(f"{at(column)}: empty; every number needs {', '.join(REQUIRED)}")
+    value = parse_value(record["value"])
+    if value is None or not math.isfinite(value):
+        raise UserError(f"{at('value')}: {record['value']!r} is not a number; write it as a plain decimal "
+                        "(75.97, 32768, 0.0001)")
+    printed = record["printed"]
+    expected = printed_value(printed)
+    if expected is None:
+        raise UserError(f"{at('printed')}: {printed!r} is not a printed form read here ({PRINTED_FORMS})")
+    if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=0.0):
+        raise UserError(f"{at('value')}: {record['value']} but printed {printed!r} is {expected:.12g}; the value "
+                        "is the printed number (NK = N x 1024, a percentage keeps its number)")
+    if record["unit"] not in UNITS:
+        raise UserError(f"{at('unit')}: unknown unit {record['unit']!r}; one of "
+                        f"{', '.join(u for u in UNITS if u)} or empty")
+    if record["quantity"] not in QUANTITIES:
+        raise UserError(f"{at('quantity')}: unknown quantity {record['quantity']!r}; one of "
+                        f"{', '.join(QUANTITIES)}")
+    quote = record["quote"]
+    if len(quote) > QUOTE_MAX_CHARS:
+        raise UserError(f"{at('quote')}: {len(quote)} characters; at most {QUOTE_MAX_CHARS}")
+    if not printed_in_quote(printed, quote):
+        raise UserError(f"{at('printed')}: {printed!r} does not occur in the quote as a number; quote the "
+                        "text around it, or print it as the quote does")
+    if os.path.basename(record["source"]) != record["source"]:
+        raise UserError(f"{at('source')}: {record['source']!r} is not a file name; name the text file "
+                        "of the papers directory (e.g. nado2021_reality_check.md)")
+    if record["workload"]:
+        datafiles.check_workload(record["workload"], at("workload"))
+    if record["submission"]:
+        datafiles.check_submission(record["submission"], at("submission"))
+    if record["config"]:
+        datafiles.check_config(record["config"], at("config"))
+    return value
+
+
+def load_file(path: str) -> pd.DataFrame:
+    """The checked records of one published file (columns paper, line, ``COLUMNS``; ``value`` a
+    float). UserError naming the file, line and column of the first problem."""
+    frame = datafiles.read_csv(path, COLUMNS)
+    values = [check_record(path, record) for record in frame.to_dict("records")]
+    return frame.assign(value=pd.Series(values, index=frame.index, dtype=float))
+
+
+def load(directory: str | None = None) -> pd.DataFrame:
+    """Every published file of `directory` (default ``PUBLISHED_DIR``), checked, in one frame
+    (columns paper, line, ``COLUMNS``), papers in the order of ``datafiles.PAPERS``; empty when
+    the directory does not exist."""
+    frames = [load_file(path) for path in datafiles.csv_paths(directory or PUBLISHED_DIR)]
+    empty = pd.DataFrame(columns=[PAPER, LINE, *COLUMNS])
+    return pd.concat(frames, ignore_index=True) if frames else empty
+
+
+# --- the papers' text ---------------------------------------------------------------------------
+
+
+def papers_dir() -> str | None:
+    """The directory of the papers' text files: $PAPERS_DIR, else ../shared/papers beside the
+    repository, else /work/shared/papers; None when none exists (CI has no papers). A $PAPERS_DIR
+    that is not a directory is a UserError."""
+    env = os.environ.get(PAPERS_DIR_ENV)
+    if env:
+        if not os.path.isdir(env):
+            raise UserError(f"${PAPERS_DIR_ENV}={env} is not a directory; point it at the papers' text files "
+                            "or unset it")
+        return env
+    for candidate in (os.path.join(os.path.dirname(REPO), "shared", "papers"), "/work/shared/papers"):
+        if os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def collapse(text: str) -> str:
+    """`text` with every run of whitespace one space, stripped: how quotes are compared."""
+    return " ".join(text.split())
+
+
+def quote_problems(numbers: pd.DataFrame, directory: str) -> list[str]:
+    """One line per published number whose quote is not in its source file of `directory` (both
+    whitespace-collapsed) or whose source file is missing; empty when every quote is found."""
+    texts: dict[str, str | None] = {}
+    problems = []
+    for r in numbers.itertuples():
+        if r.source not in texts:
+            path = os.path.join(directory, r.source)
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    texts[r.source] = collapse(f.read())
+            else:
+                texts[r.source] = None
+        place = f"reference_results/published/{r.paper}.csv line {r.line}"
+        text = texts[r.source]
+        if text is None:
+            problems.append(f"{place} column source: {r.source} is not in {directory}")
+        elif collapse(r.quote) not in text:
+            problems.append(f"{place} column quote: not in {r.source}: {r.quote!r}")
+    return problems
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+
+def format_number(value: float) -> str:
+    """A value as the shortest decimal that reads back as it (integers without a point)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def format_value(value: float, unit: str) -> str:
+    """A value with its unit: ``75.97%``, ``32768 examples``, ``0.0001``."""
+    number = format_number(value)
+    if unit == "%":
+        return number + "%"
+    return f"{number} {unit}" if unit else number
+
+
+def select(numbers: pd.DataFrame, paper: str | None = None, workload: str | None = None) -> pd.DataFrame:
+    """The numbers of one paper and/or one workload (all when None); UserError for a paper not in
+    ``PAPERS`` or a workload not registered."""
+    if paper is not None:
+        if paper not in PAPERS:
+            raise UserError(f"unknown paper {paper!r}; known papers: {', '.join(PAPERS)}")
+        numbers = numbers[numbers[PAPER] == paper]
+    if workload is not None:
+        known = datafiles.registered_workloads()
+        if workload not in known:
+            raise UserError(f"unknown workload {workload!r}; known workloads: {', '.join(sorted(known))}")
+        numbers = numbers[numbers["workload"] == workload]
+    return numbers
+
+
+def table(numbers: pd.DataFrame) -> str:
+    """The numbers as a fixed-width table: paper, table, row, column, value with unit, workload,
+    config; and a line counting them."""
+    from scoring.render import fixed_width_table
+
+    headers = ("paper", "table", "row", "column", "value", "workload", "config")
+    rows = [(r.paper, r.table, r.row, r.column, format_value(r.value, r.unit), r.workload or "-",
+             r.config or "-") for r in numbers.itertuples()]
+    lines = fixed_width_table(headers, rows, "<<<<><<", shrinkable=(1, 2, 3))
+    papers = ", ".join(f"{PAPERS[p]} ({p})" for p in dict.fromkeys(numbers[PAPER]))
+    lines.append(f"{len(numbers)} published number(s){' of ' + papers if papers else ''}: "
+                 "reference_results/published/<paper>.csv")
+    return "\n".join(lines) + "\n"
