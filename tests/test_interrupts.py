@@ -49,6 +49,7 @@ class _SignalsWhenCollected:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed raise
 def test_an_interrupt_swallowed_by_a_del_is_raised_by_check() -> None:
     interrupts.install()
     try:
@@ -64,6 +65,7 @@ def test_an_interrupt_swallowed_by_a_del_is_raised_by_check() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed raise
 def test_a_run_whose_interrupt_was_swallowed_ends_interrupted_at_the_next_step(
         tmp_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import parallel, plan
