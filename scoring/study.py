@@ -43,6 +43,17 @@ class StudyReport:
     target: float
 
     @property
+    def confirmation_median(self) -> float | None:
+        """The median best validation metric over the confirmation seeds (None before one finished)."""
+        values = self.confirmation["best_valid"].dropna()
+        return float(values.median()) if len(values) else None
+
+    @property
+    def confirmation_reached(self) -> int:
+        """How many confirmation seeds reached the target."""
+        return int(self.confirmation["steps_to_target"].notna().sum())
+
+    @property
     def selected(self) -> int | None:
         value = self.study.get("selected_trial")
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
@@ -85,9 +96,7 @@ def summary(r: StudyReport) -> str:
         lines.append(f"* selected (by {s['select_rule']})")
     c = r.confirmation
     if not c.empty:
-        values = c["best_valid"].dropna()
-        median = float(values.median()) if len(values) else None
-        reached = int(c["steps_to_target"].notna().sum())
+        median, reached = r.confirmation_median, r.confirmation_reached
         meets = median is not None and r.direction.reached(median, r.target)
         lines.append(f"confirmation: {len(c)} of {int(s['confirm_seeds'])} seeds; median best valid "
                      f"{fmt(median)}, target {fmt(r.target)} reached by {reached}/{len(c)}; the median "

@@ -40,11 +40,9 @@ def build(results: str, name: str) -> dict[str, Any]:
              f"{int(trial['seed'])}."]
     c = report.confirmation
     if not c.empty:
-        values = c["best_valid"].dropna()
-        median = float(values.median()) if len(values) else None
         notes.append(f"Confirmation on {len(c)} of {int(s['confirm_seeds'])} seeds: median best valid "
-                     f"{fmt(median)}, target {fmt(report.target)} reached by "
-                     f"{int(c['steps_to_target'].notna().sum())}/{len(c)}.")
+                     f"{fmt(report.confirmation_median)}, target {fmt(report.target)} reached by "
+                     f"{report.confirmation_reached}/{len(c)}.")
     return {
         "workload": s["workload"],
         "source": f"tuning study {s['name']} (python -m harness tune; search space {s['search_space_hash']}, "

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Callable
 
 import pytest
 from conftest import Result
 from test_bad_input import assert_one_line_error
-
-
-def _rows(db: str, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from test_study import rows
 
 
 @pytest.mark.slow
@@ -36,20 +28,20 @@ def test_tuned_config_reproduces_the_confirmed_row(tmp_path: str, main_in_proces
     assert result.returncode == 0 and result.stdout == f"wrote {out}\n", result.stderr
     with open(out) as f:
         config = json.load(f)
-    (selected,) = _rows(db, "SELECT selected_trial FROM studies")[0]
-    (point,) = _rows(db, f"SELECT point FROM study_trials WHERE trial = {selected}")[0]
+    (selected,) = rows(db, "SELECT selected_trial FROM studies")[0]
+    (point,) = rows(db, f"SELECT point FROM study_trials WHERE trial = {selected}")[0]
     assert config["hparams"] == {"momentum": 0.8, **json.loads(point)}
     assert config["workload"] == "fashion_mnist_lenet" and config["knobs"] == {}
     assert config["source"].startswith("tuning study s (python -m harness tune; search space ")
     assert f"Selected trial {selected + 1} of 2" in config["notes"]
     assert "Confirmation on 1 of 1 seeds" in config["notes"]
     # The config names the confirmed row: a run of it lands in that row (the same config id).
-    confirmed = _rows(db, "SELECT DISTINCT config_id FROM runs WHERE study_role = 'confirmation'")
+    confirmed = rows(db, "SELECT DISTINCT config_id FROM runs WHERE study_role = 'confirmation'")
     result = main_in_process("harness", "run", *common, f"--config={out}", "--seeds=0")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert _rows(db, "SELECT DISTINCT config_id FROM runs WHERE study_role IS NULL") == confirmed
-    assert _rows(db, "SELECT DISTINCT best_valid FROM runs WHERE seed = 0 AND study_role IS NOT 'trial'"
-                 ) == _rows(db, "SELECT best_valid FROM runs WHERE study_role = 'confirmation'")
+    assert rows(db, "SELECT DISTINCT config_id FROM runs WHERE study_role IS NULL") == confirmed
+    assert rows(db, "SELECT DISTINCT best_valid FROM runs WHERE seed = 0 AND study_role IS NOT 'trial'"
+                 ) == rows(db, "SELECT best_valid FROM runs WHERE study_role = 'confirmation'")
 
 
 @pytest.mark.parametrize("args, message", [
