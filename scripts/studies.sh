@@ -9,13 +9,16 @@
 # database holds so far: studies still running are published as far as they got).
 #
 #   scripts/studies.sh [fmr|pydocs|publish]    (default: all three; RESULTS=results/studies/studies.db,
-#                                               OUT=docs/studies)
+#                                               OUT=docs/studies, SNAPSHOT=docs/studies/studies.db)
 #
 # Resumable: every study records as it goes and the same command continues it after a kill (finished
 # trials and seeds are not run again; harness/study.py). Run it in the background with
 #   nohup scripts/studies.sh >> results/studies/studies.log 2>&1 &
-# and start the same line again after a reboot or a session's end. Machine time here (2 CPU cores):
-# about 3 hours for part 1 and 3.5 hours for parts 2-3.
+# and start the same line again after a reboot or a session's end. results/ is kept out of git, so the
+# database is also copied to SNAPSHOT (tracked; harness/snapshot.py) every SNAPSHOT_EVERY seconds
+# (default 600) and after each study; on a fresh clone, where RESULTS is missing, it is restored from
+# that copy first, and the studies continue from the last copy. Machine time here (2 CPU cores): about
+# 3 hours for part 1 and 3.5 hours for parts 2-3 run alone, more when both run at once.
 set -euo pipefail
 # The body is one function, read whole before it runs: editing this file while a study runs
 # cannot change what the running script does next.
@@ -24,14 +27,29 @@ main() {
   DB=${RESULTS:-results/studies/studies.db}
   local ONLY=${1:-all}
   OUT=${OUT:-docs/studies}
+  SNAPSHOT=${SNAPSHOT:-docs/studies/studies.db}
   mkdir -p "$(dirname "$DB")"
+  snapshot() { "$PY" -m harness.snapshot --results="$1" --out="$2"; }
+  (  # under a lock: `fmr` and `pydocs` started together restore once
+    flock 9
+    if [[ ! -e "$DB" && -e "$SNAPSHOT" ]]; then
+      echo "== $DB is missing: restoring it from $SNAPSHOT"
+      snapshot "$SNAPSHOT" "$DB"
+    fi
+  ) 9> "$DB.restore.lock"
   tune() { "$PY" -m harness tune --results="$DB" --progress=false "$@"; }
   export_config() {  # study name, submission directory, config name
     mkdir -p "submissions/$2/configs"
     "$PY" -m scoring tuned-config --results="$DB" --study="$1" --out="submissions/$2/configs/$3.json"
+    snapshot "$DB" "$SNAPSHOT"
   }
   space() { echo "submissions/$1/search_spaces/$2.json"; }
   echo "== $(date -u +%FT%TZ) studies.sh $ONLY start (RESULTS=$DB)"
+  if [[ "$ONLY" != publish ]]; then
+    (while sleep "${SNAPSHOT_EVERY:-600}"; do snapshot "$DB" "$SNAPSHOT" || true; done) &
+    SNAPSHOT_LOOP=$!
+    trap 'kill $SNAPSHOT_LOOP 2>/dev/null; snapshot "$DB" "$SNAPSHOT" || true' EXIT
+  fi
 
   if [[ "$ONLY" == all || "$ONLY" == fmr ]]; then
     for s in nesterov lars adamw lamb; do
