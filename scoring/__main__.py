@@ -11,6 +11,7 @@ papers' data files):
   python -m scoring scaling --workload=NAME [--results=PATH] [--out=PNG]
   python -m scoring published [--paper=PAPER] [--workload=NAME]
   python -m scoring coverage [--out=reference_results/COVERAGE.md]
+  python -m scoring verdict --spec=FILE.json [--results=PATH] [--out=PREFIX]
 
 `published` and `coverage` read the papers' data files (reference_results/published/,
 reference_results/coverage/), not the database; a leaderboard of a full-scale workload shows the
@@ -41,11 +42,12 @@ from scoring import (
     schedule_discovery,
     study,
     tuned_config,
+    verdict,
 )
 from workloads import targets
 
 COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare", "profile", "tuned-config",
-            "scaling", "published", "coverage")
+            "scaling", "published", "coverage", "verdict")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
          "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
@@ -55,7 +57,8 @@ USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--ou
          "python -m scoring tuned-config --study=NAME --out=JSON | "
          "python -m scoring scaling --workload=W [--out=PNG] | "
          "python -m scoring published [--paper=PAPER] [--workload=NAME] | "
-         "python -m scoring coverage [--out=reference_results/COVERAGE.md]")
+         "python -m scoring coverage [--out=reference_results/COVERAGE.md] | "
+         "python -m scoring verdict --spec=FILE.json [--out=PREFIX]")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -70,7 +73,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                         "study: the plots' prefix (default results/study_<name>); tuned-config: the "
                         "named config's .json path (required); scaling: the PNG (default "
                         "results/scaling_<workload>.png); coverage: the Markdown file (default "
-                        "reference_results/COVERAGE.md of the repository).",
+                        "reference_results/COVERAGE.md of the repository); verdict: PREFIX.md and "
+                        "PREFIX.png (default: print only).",
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
@@ -86,6 +90,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                       "leaderboard: score every run against its workload's current target in "
                       "reference_results/targets.json (recomputed from the run's evals) instead of the "
                       "target recorded with the run.", flag_values=fv)
+    flags.DEFINE_string("spec", None, "verdict: the comparisons, a JSON file (scoring/verdict.py; "
+                        "docs/studies/verdict.json).", flag_values=fv)
     flags.DEFINE_string("paper", None, f"published: only this paper ({', '.join(published.PAPERS)}).",
                         flag_values=fv)
     define_discovery_flags(fv)
@@ -182,6 +188,17 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         return 0
     if args[0] == "coverage":
         print(f"wrote {coverage.write(fv.out or coverage.COVERAGE_MD)}")
+        return 0
+    if args[0] == "verdict":
+        if not fv.spec:
+            raise UserError(f"verdict needs --spec=FILE.json; usage: {USAGE}")
+        spec = verdict.load_spec(fv.spec)
+        reports = verdict.load_reports(fv.results, spec)
+        page = verdict.markdown(spec, reports, published.load())
+        print(page, end="")
+        if fv.out:
+            print(f"wrote {render.write_file(fv.out + '.md', page.encode())}")
+            print(f"wrote {render.write_file(fv.out + '.png', verdict.png(spec, reports))}")
         return 0
     if args[0] == "study":
         if not fv.study:
