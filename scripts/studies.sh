@@ -96,6 +96,7 @@ print(json.dumps({"M." + k: v for k, v in c["hparams"].items()}, sort_keys=True)
     pair pydocs_bert adamw lamb
     pair pydocs_bert adamw adam_graft_sgd
     pair pydocs_bert adam_graft_sgd sgd
+    score verdict --spec=docs/studies/verdict.json --out="$OUT/verdict" > /dev/null
     score leaderboard --out="$OUT/leaderboard" > "$OUT/leaderboard.txt"
     score profile --out="$OUT/profile" > "$OUT/profile.txt" || rm -f "$OUT/profile.txt"
   fi
