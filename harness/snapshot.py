@@ -43,6 +43,9 @@ def snapshot(source: str, destination: str) -> Snapshot:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(destination) + ".", suffix=".tmp", dir=directory)
     os.close(fd)
+    mask = os.umask(0)  # mkstemp makes the file private (0600); the copy gets a new file's mode
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     try:
         dst = sqlite3.connect(tmp)
         try:

@@ -50,6 +50,9 @@ def test_copy_while_written_holds_the_rows_in_the_wal(tmp_path: str) -> None:
     assert check.execute("PRAGMA application_id").fetchone()[0] == store.APPLICATION_ID
     check.close()
     assert sorted(os.listdir(f"{tmp_path}/published")) == ["studies.db"]  # no -wal, no temporary file
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(copy).st_mode & 0o777 == 0o666 & ~mask  # readable as any new file, not mkstemp's 0600
 
     # Later commits reach the next copy, which replaces the first.
     running.finish("completed", best_valid=0.9)
