@@ -40,7 +40,7 @@ ROWS_PER_TABLE: dict[str, int] = {
     "Table 1": 7 * 2 + 1,               # 7 hyperparameters x (Nesterov, LARS); caption: batch 32,768
     "Table 2": 2 * 2 + 2 + 1,           # 2 x 2 medians; the p_warmup row labels 1, 2; caption: 50 runs
     "Table 3": 2 * 2 + 1,               # 2 x (train, test); caption: 50 runs
-    "Table 4": 3 + 5,                   # step budgets; F1 (LAMB has none at 65k); batch sizes not read
+    "Table 4": 3 + 5 + 1,               # step budgets; F1 (LAMB has none at 65k); batch size 32k (65k: rounded)
     "Table 5": 8 + 4 + 3,               # 8 accuracies; the 4 Adam epsilons of the row labels; caption
     "Table 6": 11 * 3,                  # 11 hyperparameters x (A, B, LARS)
     "Table 7": 5 * 2,                   # 5 ranges (min, max)
@@ -334,6 +334,18 @@ def test_table4_step_budgets_are_table8s_phases(numbers: pd.DataFrame) -> None:
     assert budgets == {"32k": steps["row 1 (32,768, phase 1)"] + steps["row 2 (32,768, phase 2)"],
                        "65k/32k": steps["row 3 (65,536, phase 1)"] + steps["row 4 (32,768, phase 2)"],
                        "65k": steps["row 3 (65,536, phase 1)"] + steps["row 5 (65,536, phase 2)"]}
+
+
+def test_table4_batch_sizes_are_table8s_where_the_print_is_exact(numbers: pd.DataFrame) -> None:
+    """Table 4 prints its batch sizes with a lowercase k: 32k is 32 x 1,024 = 32,768, Table 8's (a
+    row); 65k is 65,536 rounded, 65 x 1,024 = 66,560 is no batch of Table 8 (not a row: the check of
+    a k batch size, a power of two, refuses it: tests/test_published_errors.py)."""
+    sizes = set(cells(numbers, "Table 8", "Batch size", "batch_size").values())
+    assert sizes == {32768, 65536}
+    assert cells(numbers, "Table 4", "Batch size", "batch_size") == {"32k": 32768}
+    assert published.printed_value("32k", "batch_size") in sizes
+    wrong = published.printed_value("65k", "batch_size")
+    assert wrong == 66560 and wrong not in sizes and not published.is_power_of_two(wrong)
 
 
 def test_table9_best_points_lie_in_their_final_ranges(numbers: pd.DataFrame) -> None:
