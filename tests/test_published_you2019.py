@@ -275,7 +275,7 @@ def test_bert_workloads_carry_the_published_phases(numbers: pd.DataFrame) -> Non
 
 def test_rows_name_the_workload_of_their_config(numbers: pd.DataFrame) -> None:
     with_config = numbers[numbers["config"] != ""]
-    assert set(with_config["config"]) == {"lamb/you2019_32k", "lamb/you2019_65k_32k"}
+    assert set(with_config["config"]) == {"lamb/you2019_32k", "lamb/you2019_65k_32k", "lamb/you2019_table5"}
     for name, group in with_config.groupby("config"):
         assert set(group["workload"]) == {config(name)["workload"]}, name
         assert set(group["submission"]) == {"lamb"}, name
@@ -301,6 +301,18 @@ def test_named_configs_carry_table_4s_learning_rate(texts: dict[str, str]) -> No
     assert c65["hparams"][1]["learning_rate"] == lr_32k
     assert c65["hparams"][0]["learning_rate"] == pytest.approx(lr_32k * math.sqrt(65536 / 32768), rel=1e-7)
     assert "DERIVED" in c65["notes"]
+
+
+def test_the_table_5_config_carries_its_32k_column(numbers: pd.DataFrame) -> None:
+    """lamb/you2019_table5 (on imagenet_resnet50_90epochs, the rows' workload): Table 5's 32K learning
+    rate 4 / (2^0.0 x 100) at the reference batch 32,768 with square-root scaling, and the 32K
+    column's 20 warmup epochs as steps of 32,768 (1,281,167 training images, rounded)."""
+    hparams = config("lamb/you2019_table5")["hparams"]
+    assert hparams["learning_rate"] == cell(numbers, "Table 5", "Learning Rate", "32K")
+    assert (hparams["lr_scaling"], hparams["lr_reference_batch_size"]) == ("sqrt", cell(numbers, "Table 5",
+                                                                                         "Batch Size", "32K"))
+    epochs = cell(numbers, "Table 5", "Warmup Epochs", "32K")
+    assert hparams["warmup_steps"] == round(epochs * 1281167 / cell(numbers, "Table 5", "Batch Size", "32K"))
 
 
 # --- numbers printed in several places ------------------------------------------------------------
