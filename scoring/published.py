@@ -55,13 +55,21 @@ METRICS: dict[str, str] = {
     "speedup": "wall-clock speedup over a baseline run (times)",
     "scaling_efficiency": "speedup divided by the ratio of the hardware used (%)",
 }
+#: The units a number of each metric may have (``UNITS``): an accuracy in % or as a fraction, an F1
+#: in F1 points, a loss or a speedup without one.
+METRIC_UNITS: dict[str, tuple[str, ...]] = {
+    "valid_top1": ("%", "fraction"), "valid_top5": ("%", "fraction"), "train_top1": ("%", "fraction"),
+    "valid_top1_difference": ("%",), "mlm_accuracy_seq512": ("%", "fraction"),
+    "mlm_accuracy_seq128": ("%", "fraction"), "squad_f1": ("F1",), "squad_exact_match": ("%",),
+    "pretraining_loss": ("",), "speedup": ("",), "scaling_efficiency": ("%",),
+}
 QUOTE_MAX_CHARS = 300
 #: `NK` or `Nk` printed for a batch size: N x 1024 (You et al.: 32K = 32,768, Table 1's 1k = 1,024).
 KILO_BATCH = 1024
 #: `Nk` printed for anything else (steps, counts): N x 1000 (You et al. Table 1: 1000k steps =
 #: 1,000,000, as the fixed epochs make it: 512 x 1,000,000 = 32,768 x 15,625).
 KILO = 1000
-#: `NM` printed for a count: N x 10^6 (Agarwal et al.: "340M parameters").
+#: `NM` printed outside a batch size: N x 10^6 (Agarwal et al.: "340M parameters").
 MEGA = 1_000_000
 
 PUBLISHED_DIR = os.path.join(REPO, "reference_results", "published")
@@ -216,6 +224,10 @@ def check_record(path: str, record: Mapping[str, str]) -> float:
     if quantity not in METRIC_QUANTITIES and metric:
         raise UserError(f"{at('metric')}: {metric!r} on a number of quantity {quantity}; only quantities "
                         f"{' and '.join(METRIC_QUANTITIES)} name a metric: leave it empty")
+    if metric and record["unit"] not in METRIC_UNITS[metric]:
+        units = " or ".join(repr(u) for u in METRIC_UNITS[metric])
+        raise UserError(f"{at('unit')}: {record['unit']!r} for metric {metric}, whose unit is {units}; fix the "
+                        "unit or the metric")
     quote = record["quote"]
     if len(quote) > QUOTE_MAX_CHARS:
         raise UserError(f"{at('quote')}: {len(quote)} characters; at most {QUOTE_MAX_CHARS}")

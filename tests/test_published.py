@@ -49,6 +49,12 @@ def test_every_coverage_file_validates(name: str) -> None:
     assert len(rows) > 0, f"{name} holds no experiments"
 
 
+def test_the_metric_vocabulary_is_whole() -> None:
+    """Every metric has its meaning and its units, in the vocabulary of units."""
+    assert set(published.METRICS) == set(published.METRIC_UNITS)
+    assert all(units and set(units) <= set(published.UNITS) for units in published.METRIC_UNITS.values())
+
+
 def test_every_quote_is_in_its_paper() -> None:
     directory = published.papers_dir()
     if directory is None:

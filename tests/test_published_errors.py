@@ -42,6 +42,10 @@ BAD_PUBLISHED = {
         lambda d: write_csv(d / "nado2021.csv", C, with_field(NADO_ROWS, 0, "metric", "accuracy", C)),
         "nado2021.csv line 2 column metric: unknown metric 'accuracy'; a number of quantity metric says which "
         "metric it is: one of valid_top1,"),
+    "a metric in a unit not its own": (
+        lambda d: write_csv(d / "nado2021.csv", C, with_field(NADO_ROWS, 0, "metric", "squad_f1", C)),
+        "nado2021.csv line 2 column unit: '%' for metric squad_f1, whose unit is 'F1'; fix the unit or the "
+        "metric"),
     "a metric on a batch size": (
         lambda d: write_csv(d / "nado2021.csv", C, with_field(NADO_ROWS, 2, "metric", "valid_top1", C)),
         "nado2021.csv line 4 column metric: 'valid_top1' on a number of quantity batch_size; only quantities "

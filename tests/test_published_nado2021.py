@@ -328,6 +328,29 @@ def test_section4_momenta_are_section2s(numbers: pd.DataFrame) -> None:
     assert one(numbers, "Section 4", "Nesterov", "momentum") == round(1 - one_minus_a, 2)
 
 
+#: The metric of each table's results and targets (published.METRICS): one per table, or by column.
+METRICS_BY_TABLE: dict[str, str | dict[str, str]] = {
+    "Table 2": "valid_top1", "Table 3": {"Train Acc": "train_top1", "Test Acc": "valid_top1"},
+    "Table 4": "squad_f1", "Table 5": "valid_top1", "Section 2": "valid_top1", "Section 2.1": "valid_top1",
+    "Section 3": "pretraining_loss", "Appendix D": "valid_top1",
+    "Figure 4": {"validation accuracy": "valid_top1", "target": "valid_top1",
+                 "drop in median accuracy (smallest)": "valid_top1_difference",
+                 "drop in median accuracy (largest)": "valid_top1_difference"},
+}
+
+
+def test_each_result_declares_the_metric_its_table_prints(numbers: pd.DataFrame) -> None:
+    """ImageNet: top-1 on the validation set (Table 3's 'Test Acc' is it: Table 2's LARS median at
+    p_warmup 1 is the same 75.97%), Table 3's 'Train Acc' on training data; BERT: SQuAD F1 (Table
+    4) and the pretraining loss (Section 3)."""
+    results = numbers[numbers.quantity.isin(published.METRIC_QUANTITIES)]
+    assert set(results.table) == set(METRICS_BY_TABLE)
+    for r in results.itertuples():
+        expected = METRICS_BY_TABLE[r.table]
+        assert r.metric == (expected if isinstance(expected, str) else expected[r.column]), (r.table, r.row)
+    assert one(numbers, "Table 3", "LARS", "Test Acc") == one(numbers, "Table 2", "1", "LARS")
+
+
 def test_table4_step_budgets_are_table8s_phases(numbers: pd.DataFrame) -> None:
     steps = cells(numbers, "Table 8", "Train steps", "steps")
     budgets = cells(numbers, "Table 4", "Step budget", "steps")

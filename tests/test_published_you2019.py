@@ -315,6 +315,34 @@ def test_the_table_5_config_carries_its_32k_column(numbers: pd.DataFrame) -> Non
     assert hparams["warmup_steps"] == round(epochs * 1281167 / cell(numbers, "Table 5", "Batch Size", "32K"))
 
 
+#: The metric of each table's results and targets (published.METRICS): one per table, or by row or
+#: column label.
+METRICS_BY_TABLE: dict[str, str | dict[str, str]] = {
+    "Table 1": "squad_f1", "Table 2": "squad_f1", "Table 3": "valid_top1", "Table 6": "valid_top1",
+    "Table 7": "valid_top1", "Section 4.1": "squad_f1", "Section 4.2": "valid_top1",
+    "Appendix F": "valid_top1_difference",
+    "Table 4": {"F1 score": "squad_f1", "Exact Match": "squad_exact_match", "Baseline (caption)": "squad_f1"},
+    "Table 5": {"Top-1 Accuracy": "valid_top1", "Top-5 Accuracy": "valid_top5",
+                "Goyal et al. (2017) (caption)": "valid_top1", "Stanford DAWN Bench (caption)": "valid_top5"},
+    "Table 8": {"last step infomation: loss": "pretraining_loss", "F1 score on dev set": "squad_f1",
+                "target F1 score": "squad_f1", "F1 score": "squad_f1"},
+    "Figure 8": {"scaling efficiency": "scaling_efficiency", "speedup": "speedup"},
+    **{f"Table {n}": "valid_top1" for n in range(9, 26)},
+}
+
+
+def test_each_result_declares_the_metric_its_table_prints(numbers: pd.DataFrame) -> None:
+    """BERT: SQuAD v1.1 dev F1 and exact match ('Dev set means the test data'), Table 8's training
+    loss; ImageNet, CIFAR-10, MNIST: top-1 on held-out data (Table 5: also top-5)."""
+    results = numbers[numbers["quantity"].isin(published.METRIC_QUANTITIES)]
+    assert set(results["table"]) == set(METRICS_BY_TABLE)
+    for r in results.itertuples():
+        expected = METRICS_BY_TABLE[r.table]
+        if not isinstance(expected, str):
+            expected = expected.get(r.row, expected.get(r.column, ""))
+        assert r.metric == expected, (r.table, r.row, r.column)
+
+
 # --- numbers printed in several places ------------------------------------------------------------
 
 
