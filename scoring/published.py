@@ -348,7 +348,7 @@ def table(numbers: pd.DataFrame) -> str:
     headers = ("paper", "table", "row", "column", "value", "metric", "workload", "config")
     rows = [(r.paper, r.table, r.row, r.column, format_value(r.value, r.unit), r.metric or "-",
              r.workload or "-", r.config or "-") for r in numbers.itertuples()]
-    lines = fixed_width_table(headers, rows, "<<<<><<<", shrinkable=(1, 2, 3))
+    lines = fixed_width_table(headers, rows, "<<<<><<<", shrinkable=(1, 2, 3, 5, 6, 7))
     papers = ", ".join(f"{PAPERS[p]} ({p})" for p in dict.fromkeys(numbers[PAPER]))
     lines.append(f"{len(numbers)} published number(s){' of ' + papers if papers else ''}: "
                  "reference_results/published/<paper>.csv")
