@@ -15,7 +15,8 @@ papers' data files):
 
 `published` and `coverage` read the papers' data files (reference_results/published/,
 reference_results/coverage/), not the database; a leaderboard of a full-scale workload shows the
-published numbers about it (scoring/published_board.py).
+published results about it of the metric it measures, and counts the others in a footnote
+(scoring/published_board.py).
 
 User errors (missing database, unknown workload, unwritable output, a bad data file) are reported
 as one line ``error: ...`` on stderr with exit code 2 (harness/cli.py).
@@ -125,9 +126,10 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
     paired comparisons of adjacent rows and the performance profile."""
     board, runs, evals = load_board(results, workload, rescore)
     curves = aggregate.learning_curves(runs, evals)
-    shown = published_board.with_published(board)  # the profile and the comparisons: measured rows only
-    paths = render.write_reports(shown, curves, out, compare.with_rows_above(runs, board), profile.build(board))
-    return render.terminal_table(shown), paths
+    shown, notes = published_board.with_published(board)  # the profile and comparisons: measured rows only
+    paths = render.write_reports(shown, curves, out, compare.with_rows_above(runs, board), profile.build(board),
+                                 notes)
+    return render.terminal_table(shown, notes=notes), paths
 
 
 def run_discover_schedule(fv: flags.FlagValues) -> str:

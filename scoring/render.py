@@ -174,7 +174,7 @@ def fixed_width_table(headers: Sequence[str], rows: Sequence[Sequence[str]], ali
     return [line(headers), (" " * gap).join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
-def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
+def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH, notes: Sequence[str] = ()) -> str:
     """The leaderboard as plain fixed-width text, one section per workload, lines <= ``width``.
 
     Hyper-parameters are listed under each table, one line per configuration.
@@ -200,12 +200,13 @@ def terminal_table(board: pd.DataFrame, *, width: int = TERMINAL_WIDTH) -> str:
             note = "" if not pd.isna(r.rank) or is_published(r) else f"not ranked, {unranked_note(r)}; "
             out.append(_truncate(f"  #{format_rank(r.rank)} {r.config_id}: {note}{r.hparams}", width))
         out.append("")
-    out.extend(textwrap.wrap(" ".join(footer(board)), width))
+    out.extend(textwrap.wrap(" ".join(footer(board, notes)), width))
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def footer(board: pd.DataFrame) -> list[str]:
-    """What the columns and intervals mean, and a warning in words when seeds are few."""
+def footer(board: pd.DataFrame, notes: Sequence[str] = ()) -> list[str]:
+    """What the columns and intervals mean, a warning in words when seeds are few, and `notes`
+    (the published results left out: scoring/published_board.py), each a sentence."""
     lines = ["Medians over seeds, one per seed: its latest attempt (older ones are superseded). A missed "
              "target counts as inf steps; inc: seeds whose latest attempt was interrupted or failed, counted "
              "as misses until re-run; seeds still running are not counted until they finish, and a row without "
@@ -221,6 +222,7 @@ def footer(board: pd.DataFrame) -> list[str]:
     if len(measured) < len(board):
         lines.append("Rows 'published (paper, table)': a paper's number as printed, in the best-valid column "
                      "(reference_results/published/), beside the rows measured here; never ranked.")
+    lines.extend(f"{note}." for note in notes)
     return lines
 
 
@@ -260,9 +262,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join("| " + " | ".join(_md_cell(str(c)) for c in line) + " |" for line in lines) + "\n"
 
 
-def markdown_report(board: pd.DataFrame) -> str:
-    """The leaderboard as a Markdown document, one section per workload."""
-    parts = ["# Leaderboard\n", " ".join(footer(board)) + "\n"]
+def markdown_report(board: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    """The leaderboard as a Markdown document, one section per workload (`notes`: ``footer``)."""
+    parts = ["# Leaderboard\n", " ".join(footer(board, notes)) + "\n"]
     for title, rows in sections(board):
         parts.append(f"## {title}\n")
         parts.append(f"{workload_caption(rows)}\n")
@@ -366,7 +368,7 @@ def _comparison_section(key: str, c: compare.Comparison) -> str:
 
 def html_report(board: pd.DataFrame, pngs: dict[str, bytes],
                 comparisons: dict[str, compare.Comparison] | None = None,
-                scores: profile.Profile | None = None) -> str:
+                scores: profile.Profile | None = None, notes: Sequence[str] = ()) -> str:
     """A self-contained HTML page: inline CSS, a table per workload and tuning budget (each row
     linked to its paired comparison with the row above), each workload's curves after its last
     table, the paired comparisons, and the performance profile across workloads."""
@@ -397,7 +399,7 @@ def html_report(board: pd.DataFrame, pngs: dict[str, bytes],
                      + _img(profile.profile_png(scores), "performance profiles"))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>Leaderboard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>Leaderboard</h1>\n"
-            f"<p class=\"caption\">{html.escape(' '.join(footer(board)))} Curves: median over seeds, band "
+            f"<p class=\"caption\">{html.escape(' '.join(footer(board, notes)))} Curves: median over seeds, band "
             "min&ndash;max.</p>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
@@ -423,9 +425,9 @@ def write_file(path: str, data: bytes) -> str:
 
 def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str,
                   comparisons: dict[str, compare.Comparison] | None = None,
-                  scores: profile.Profile | None = None) -> list[str]:
+                  scores: profile.Profile | None = None, notes: Sequence[str] = ()) -> list[str]:
     """Write ``<out>.md``, ``<out>.html`` (with the paired comparisons and the profile, if given)
-    and ``<out>_<workload>.png`` per workload.
+    and ``<out>_<workload>.png`` per workload; `notes` end the footer (``footer``).
 
     Creates the parent directory of ``out`` if needed; returns the paths written. Raises UserError
     when a file cannot be written.
@@ -439,6 +441,6 @@ def write_reports(board: pd.DataFrame, curves: pd.DataFrame, out: str,
         write_file(path, png)
         paths.append(path)
     md_path, html_path = f"{out}.md", f"{out}.html"
-    write_file(md_path, markdown_report(board).encode("utf-8"))
-    write_file(html_path, html_report(board, pngs, comparisons, scores).encode("utf-8"))
+    write_file(md_path, markdown_report(board, notes).encode("utf-8"))
+    write_file(html_path, html_report(board, pngs, comparisons, scores, notes).encode("utf-8"))
     return [md_path, html_path, *paths]

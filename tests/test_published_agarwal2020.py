@@ -1,6 +1,8 @@
-"""Agarwal et al., learning-rate grafting, as data: the checks particular to this paper's transcription
-(reference_results/published/agarwal2020.csv and reference_results/coverage/agarwal2020.csv), beyond
-the generic ones of tests/test_published.py (formats, vocabularies, every quote in the text).
+"""Agarwal et al., learning-rate grafting, as data: the checks of the transcription particular to this
+paper (reference_results/published/agarwal2020.csv), beyond the generic ones of
+tests/test_published.py (formats, vocabularies, every quote in the text). The suite's side (the
+submissions, workloads and metrics the rows name), the printed forms and what is left out, and the
+coverage file: tests/test_published_agarwal2020_suite.py.
 
 The source is `agarwal_grafting.md` of the papers directory: the anonymous OpenReview text "Learning
 rate grafting: transferability of optimizer tuning" (under review; it cites work of 2021). The files
@@ -16,15 +18,11 @@ own tables parsed independently (their markdown rendering, beside the row lines 
 from), each quote inside its table with its number in the right cell; the results equal a second
 transcription typed in below; numbers the paper prints twice agree, except where the paper itself
 disagrees (listed); the best trial of each search is the result it reports, except where it is not
-(listed); the grafted pairs are submissions the suite builds (M#D through submission_loader.load);
-the rows on bert_large_32k are its phase 1, the BERT model is the suite's BERT-Large; Section 5's
-rounded corrections are the suite's round-down to a power of 10; the numbers left out have no printed
-form scoring.published reads (listed); the coverage file's CPU experiment is the script it names.
+(listed); Section 5's medians are Table 5's to one decimal.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -32,10 +30,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 import pandas as pd
 import pytest
 
-from harness import submission_loader
-from harness.submission_loader import Submission
 from scoring import coverage, published
-from scoring.schedule_discovery import round_down_power_of_10
 
 PAPER = "agarwal2020"
 SOURCE = "agarwal_grafting.md"
@@ -73,7 +68,7 @@ ROWS_PER_TABLE: dict[str, int] = {
     "Table 19": 3 + (6 + 6 + 5) * 2,
     "Table 20": 3 + (7 + 7 + 6) * 2 + 2,  # + the caption's momentum and weight decay
     "Table 21": 3 + (7 + 7 + 6) * 2,
-    "Section 4": 8, "Section 5": 7, "Section A.1.1": 10, "Section A.1.2": 2, "Section A.2.1": 16,
+    "Section 4": 11, "Section 5": 7, "Section A.1.1": 11, "Section A.1.2": 2, "Section A.2.1": 16,
     "Section A.3": 4, "Figure 2": 2, "Figure 3": 2, "Figure 5": 1, "Figure 6": 4,
 }
 
@@ -453,106 +448,6 @@ def test_best_trial_of_each_search_is_its_reported_result(numbers: pd.DataFrame,
     assert agrees(Decimal(best) * scale, printed_of(numbers, *result)) == expected
 
 
-# --- the suite's side: submissions, workloads, rounding ---------------------------------------------
-
-#: The paper's optimizers as the suite's built-in submissions. SGD is SGD with momentum throughout:
-#: on BERT the sgd submission with its momentum tuned (the D of adam_graft_sgd and lamb_graft_sgd),
-#: on the ResNets the heavy-ball momentum submission (the M of sgd_graft_adagrad).
-BERT_OPTIMIZERS = {"Adam": "adamw", "SGD": "sgd", "LAMB": "lamb", "AdaGrad": "adagrad"}
-VISION_OPTIMIZERS = {**BERT_OPTIMIZERS, "SGD": "momentum"}
-VISION_TABLES = {"Table 2", "Table 6"}
-#: The partitions the tables name, as grafting's (submissions/lib/grafting.py PARTITIONS).
-PARTITIONS = {"global": "global", "layer-wise": "layerwise", "Layer-wise": "layerwise"}
-RESULT_TABLES = ("Table 1", "Table 2", "Table 4", "Table 6", "Section 5 (a)")
-
-
-@functools.cache
-def loaded(name: str) -> Submission:
-    return submission_loader.load(name)
-
-
-def suite_pair(table: str, label: str) -> tuple[str, str, str]:
-    """(M, D, partition) of a row label "M#D (partition)" in the suite's names."""
-    names = VISION_OPTIMIZERS if table in VISION_TABLES else BERT_OPTIMIZERS
-    match = re.fullmatch(r"(\w+)#(\w+)(?: \(([\w-]+)\))?", label)
-    assert match, label
-    m, d, partition = match.groups()
-    return names[m], names[d], PARTITIONS[partition or "layer-wise"]
-
-
-def test_grafted_rows_are_m_hash_d_submissions_the_suite_builds(numbers: pd.DataFrame) -> None:
-    """Each grafted optimizer of the results loads as the suite's M#D with the paper's children, and
-    its submission, when a built-in graft names it, grafts the same pair; Adam#AdaGrad has no built-in
-    directory (its rows say `adamw#adagrad`)."""
-    from submissions.lib.grafting import PARTITIONS as SUITE_PARTITIONS
-
-    rows = numbers[numbers["table"].isin(RESULT_TABLES) & numbers["row"].str.contains("#")]
-    assert len(rows) > 0
-    for r in rows.itertuples():
-        m, d, partition = suite_pair(r.table, r.row)
-        assert partition in SUITE_PARTITIONS
-        graft = loaded(f"{m}#{d}")
-        assert graft.children is not None and [c.name for c in graft.children] == [m, d]
-        assert graft.defaults["partition"] in SUITE_PARTITIONS
-        if r.submission:
-            builtin = loaded(r.submission)
-            assert builtin.children is not None and [c.name for c in builtin.children] == [m, d], r.row
-        else:
-            assert f"--submission={m}#{d}" in r.note, r.row
-    # the paper's D on BERT is SGD with momentum: the built-in grafts' D momentum is on by default
-    assert loaded("adam_graft_sgd").defaults["D.momentum"] > 0
-    assert loaded("lamb_graft_sgd").defaults["D.momentum"] > 0
-
-
-def test_every_result_row_names_its_suite_submission(numbers: pd.DataFrame) -> None:
-    """The submission of each result: the optimizer's built-in, the built-in graft of the pair (or
-    none: Adam#AdaGrad), sgd_corrected for SGD with discovered corrections."""
-    builtin_grafts = {(tuple(c.name for c in loaded(g).children or ())): g
-                      for g in ("adam_graft_sgd", "lamb_graft_sgd", "sgd_graft_adagrad")}
-    rows = numbers[numbers["table"].isin(RESULT_TABLES) & (numbers["quantity"] == "metric")]
-    for r in rows.itertuples():
-        names = VISION_OPTIMIZERS if r.table in VISION_TABLES else BERT_OPTIMIZERS
-        if "#" in r.row:
-            m, d, _ = suite_pair(r.table, r.row)
-            expected = builtin_grafts.get((m, d), "")
-        elif r.row.startswith("SGD ("):
-            expected = "sgd_corrected"
-        else:
-            expected = names[r.row]
-        assert r.submission == expected, (r.table, r.row)
-
-
-def test_the_rows_on_bert_large_32k_are_its_phase_1(numbers: pd.DataFrame, lines: list[str]) -> None:
-    """The paper's 32K runs are bert_large_32k's phase 1 (14,063 steps at 32,768, seq 128) on the
-    suite's BERT-Large; no other workload is named (the ImageNet runs are at batch 1,024 / 8,192, the
-    suite's imagenet_resnet50 at 32,768); only results (not single trials) are metrics on it."""
-    from workloads.bert import BertLarge32k
-    from workloads.models.bert import BertConfig
-
-    steps, batch, seq_len = BertLarge32k.PHASES[0]
-    assert set(numbers["workload"]) - {""} == {"bert_large_32k"}
-    on = numbers[numbers["workload"] == "bert_large_32k"]
-    assert set(on[on["quantity"] == "batch_size"]["value"]) == {batch}
-    assert set(on[on["column"] == "training steps"]["value"]) == {steps}
-    assert value_of(numbers, "Section 4", "BERT pretraining", "sequence length") == seq_len
-    assert set(on[on["quantity"] == "metric"]["table"]) == {"Table 1", "Table 4"}
-    config = BertConfig()
-    assert [value_of(numbers, "Section 4", "BERT model", c) for c in
-            ("transformer layers", "hidden dimensions", "attention heads")] == \
-        [config.num_layers, config.hidden_size, config.num_heads]
-
-
-def test_the_rounded_corrections_are_the_suites_round_down(numbers: pd.DataFrame) -> None:
-    """Section 5 (b): the attention groups take beta = 500, the others their median rounded down to a
-    power of 10, which is `scoring discover-schedule --round`."""
-    rows = numbers[(numbers["table"] == "Section 5 (b)") & (numbers["row"] != "(caption)")]
-    for group in rows["row"].unique():
-        median = value_of(numbers, "Section 5 (b)", group, "Median")
-        rounded = value_of(numbers, "Section 5 (b)", group, "Rounded (D500)")
-        attention = re.fullmatch(r"Layer \d+ [QKV]", group) is not None
-        assert rounded == (500 if attention else round_down_power_of_10(median)), group
-
-
 #: Section 5 (b)'s groups as Table 5 names them (Softmax: no group of that name in Table 5; Layer 1 V:
 #: UNEQUAL_TWICE).
 SECTION_5B_IN_TABLE_5 = {
@@ -567,53 +462,3 @@ def test_section_5_medians_are_table_5s_to_one_decimal(numbers: pd.DataFrame) ->
     for group, table_5_row in SECTION_5B_IN_TABLE_5.items():
         full = Decimal(printed_of(numbers, "Table 5", table_5_row, "Median correction (8K)"))
         assert agrees(full, printed_of(numbers, "Section 5 (b)", group, "Median")), group
-
-
-# --- what is left out -----------------------------------------------------------------------------------
-
-#: Numbers of the text not in the published file because scoring.published reads no printed form for
-#: them: (table, row, column, printed as in the text, its value, a quote holding it).
-LEFT_OUT = [
-    ("Section 4", "Adam (BERT)", "ϵ", "1e − 11", 1e-11,
-     "We fixed_ the ϵ in Adam to 1e − 11 for all BERT experiments."),
-    ("Section A.1.1", "Adam (BERT)", "ϵ", "10[−][11]", 1e-11,
-     "We fixed the ϵ in Adam to 10[−][11] for all BERT experiments."),
-    ("Section 4", "BERT model", "parameters", "340M", 340e6,
-     "16 attention heads with a total of 340M parameters."),
-    ("Section 4", "BERT trial selection", "examples", "10k", 1e4,
-     "the masked language model accuracy over 10k examples from the training set."),
-    ("Table 17", "trial 59", "learning rate", "0 001000", 0.001, "0.092752 76.066 " + GARBLED_17),
-    ("Table 17", "trial 59", "momentum", "0 900000", 0.9, "0.092752 76.066 " + GARBLED_17),
-    ("Table 17", "trial 59", "weight decay", "0 100000", 0.1, "0.092752 76.066 " + GARBLED_17),
-    ("Table 17", "trial 59", "objective value", "76 068", 76.068, "0.092752 76.066 " + GARBLED_17),
-]
-
-
-@pytest.mark.parametrize("table, row, column, printed, value, quote", LEFT_OUT,
-                         ids=[f"{x[0]}:{x[3]}" for x in LEFT_OUT])
-def test_numbers_left_out_have_no_printed_form_read_here(numbers: pd.DataFrame, text: str, table: str, row: str,
-                                                         column: str, printed: str, value: float,
-                                                         quote: str) -> None:
-    """Fails once scoring.published reads the form: then the number belongs in the file."""
-    assert quote in text and printed in quote
-    assert published.printed_value(printed) is None
-    hit = numbers[(numbers["table"] == table) & (numbers["row"] == row) & (numbers["column"] == column)]
-    assert hit.empty
-
-
-# --- coverage -------------------------------------------------------------------------------------------
-
-
-def test_the_cpu_experiment_is_the_grafting_script() -> None:
-    """The runs-here experiment (Table 4's protocol on pydocs_bert) is what scripts/grafting_experiment.sh
-    runs: AdamW#SGD with ratios recorded, their medians, SGD with them."""
-    rows = coverage.load_file(COVERAGE_CSV)
-    here = rows[rows["status"] == "runs-here"]
-    assert len(here) == 1 and "Table 4" in here["tables"].iloc[0].split(";")
-    assert here["workloads"].iloc[0] == "pydocs_bert" and here["configs"].iloc[0] == "adamw/pydocs_bert"
-    with open(os.path.join(REPO, "scripts", "grafting_experiment.sh"), encoding="utf-8") as f:
-        script = f.read()
-    for step in ("--workload=pydocs_bert", "--submission=adamw --config=pydocs_bert",
-                 "--submission=adam_graft_sgd --config=pydocs_bert --diagnostics_every=1",
-                 "-m scoring discover-schedule", "--submission=sgd_corrected"):
-        assert step in script, step

@@ -40,7 +40,7 @@ ROWS_PER_TABLE: dict[str, int] = {
     "Table 1": 7 * 2 + 1,               # 7 hyperparameters x (Nesterov, LARS); caption: batch 32,768
     "Table 2": 2 * 2 + 2 + 1,           # 2 x 2 medians; the p_warmup row labels 1, 2; caption: 50 runs
     "Table 3": 2 * 2 + 1,               # 2 x (train, test); caption: 50 runs
-    "Table 4": 3 + 5,                   # step budgets; F1 (LAMB has none at 65k); batch sizes not read
+    "Table 4": 3 + 5 + 1,               # step budgets; F1 (LAMB has none at 65k); batch size 32k (65k: rounded)
     "Table 5": 8 + 4 + 3,               # 8 accuracies; the 4 Adam epsilons of the row labels; caption
     "Table 6": 11 * 3,                  # 11 hyperparameters x (A, B, LARS)
     "Table 7": 5 * 2,                   # 5 ranges (min, max)
@@ -328,12 +328,47 @@ def test_section4_momenta_are_section2s(numbers: pd.DataFrame) -> None:
     assert one(numbers, "Section 4", "Nesterov", "momentum") == round(1 - one_minus_a, 2)
 
 
+#: The metric of each table's results and targets (published.METRICS): one per table, or by column.
+METRICS_BY_TABLE: dict[str, str | dict[str, str]] = {
+    "Table 2": "valid_top1", "Table 3": {"Train Acc": "train_top1", "Test Acc": "valid_top1"},
+    "Table 4": "squad_f1", "Table 5": "valid_top1", "Section 2": "valid_top1", "Section 2.1": "valid_top1",
+    "Section 3": "pretraining_loss", "Appendix D": "valid_top1",
+    "Figure 4": {"validation accuracy": "valid_top1", "target": "valid_top1",
+                 "drop in median accuracy (smallest)": "valid_top1_difference",
+                 "drop in median accuracy (largest)": "valid_top1_difference"},
+}
+
+
+def test_each_result_declares_the_metric_its_table_prints(numbers: pd.DataFrame) -> None:
+    """ImageNet: top-1 on the validation set (Table 3's 'Test Acc' is it: Table 2's LARS median at
+    p_warmup 1 is the same 75.97%), Table 3's 'Train Acc' on training data; BERT: SQuAD F1 (Table
+    4) and the pretraining loss (Section 3)."""
+    results = numbers[numbers.quantity.isin(published.METRIC_QUANTITIES)]
+    assert set(results.table) == set(METRICS_BY_TABLE)
+    for r in results.itertuples():
+        expected = METRICS_BY_TABLE[r.table]
+        assert r.metric == (expected if isinstance(expected, str) else expected[r.column]), (r.table, r.row)
+    assert one(numbers, "Table 3", "LARS", "Test Acc") == one(numbers, "Table 2", "1", "LARS")
+
+
 def test_table4_step_budgets_are_table8s_phases(numbers: pd.DataFrame) -> None:
     steps = cells(numbers, "Table 8", "Train steps", "steps")
     budgets = cells(numbers, "Table 4", "Step budget", "steps")
     assert budgets == {"32k": steps["row 1 (32,768, phase 1)"] + steps["row 2 (32,768, phase 2)"],
                        "65k/32k": steps["row 3 (65,536, phase 1)"] + steps["row 4 (32,768, phase 2)"],
                        "65k": steps["row 3 (65,536, phase 1)"] + steps["row 5 (65,536, phase 2)"]}
+
+
+def test_table4_batch_sizes_are_table8s_where_the_print_is_exact(numbers: pd.DataFrame) -> None:
+    """Table 4 prints its batch sizes with a lowercase k: 32k is 32 x 1,024 = 32,768, Table 8's (a
+    row); 65k is 65,536 rounded, 65 x 1,024 = 66,560 is no batch of Table 8 (not a row: the check of
+    a k batch size, a power of two, refuses it: tests/test_published_errors.py)."""
+    sizes = set(cells(numbers, "Table 8", "Batch size", "batch_size").values())
+    assert sizes == {32768, 65536}
+    assert cells(numbers, "Table 4", "Batch size", "batch_size") == {"32k": 32768}
+    assert published.printed_value("32k", "batch_size") in sizes
+    wrong = published.printed_value("65k", "batch_size")
+    assert wrong == 66560 and wrong not in sizes and not published.is_power_of_two(wrong)
 
 
 def test_table9_best_points_lie_in_their_final_ranges(numbers: pd.DataFrame) -> None:

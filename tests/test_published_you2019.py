@@ -15,9 +15,9 @@ tests/test_published.py (the format, each value equal to its printed token, each
 - Every table has the paper's number of rows; each quote lies in its own table's part of the text;
   the tuning grids equal the second text extraction (you2019_lamb_tables.txt) where it prints them.
 
-Some printed forms of this paper are not read by scoring/published.py (Table 1's lowercase k,
-Table 4/5's LaTeX fractions): those cells are not rows of the file (their values are in the notes),
-and the checks that need them read them from the paper's text.
+Two printed forms are this paper's own, read by scoring/published.py and tested here against the
+text: Table 1's lowercase k (1,024 in a batch size, 1,000 in a step count: the fixed epochs hold
+only so) and Tables 4-5's LaTeX fractions (the square-root rule holds for every column).
 """
 
 from __future__ import annotations
@@ -156,35 +156,50 @@ def region(text: str, table: str) -> str:
 
 
 def test_steps_times_batch_is_one_constant(numbers: pd.DataFrame) -> None:
-    """Fixed #epochs (Table 4 caption): 8K, 16K and 32K (the step counts printed plainly in Table 1)
-    and Table 8's completed 16K runs all see 32,768 x 15,625 sequences, K = 1024."""
+    """Fixed #epochs (Table 4 caption): every Table 1 row but the mixed-batch one and Table 8's
+    completed 16K runs see 32,768 x 15,625 sequences, K = 1024."""
     assert cell(numbers, "Table 4", "Batch Size", "32K") * cell(numbers, "Table 4", "32K (caption)",
                                                                  "iterations") == SEQUENCES
-    for batch in ("8K", "16K", "32K"):
-        steps = cell(numbers, "Table 1", f"LAMB {batch.lower()}", "steps")
-        assert cell(numbers, "Table 4", "Batch Size", batch) * steps == SEQUENCES, batch
+    for label in TABLE1_ROWS[:-1]:
+        size, count = cell(numbers, "Table 1", label, "batch size"), cell(numbers, "Table 1", label, "steps")
+        assert size * count == SEQUENCES, label
+    for batch in BATCHES[1:]:
+        assert cell(numbers, "Table 1", f"LAMB {batch.lower()}", "batch size") == cell(
+            numbers, "Table 4", "Batch Size", batch), batch
     table8_steps = rows(numbers, "Table 8", column="last step infomation: step")["value"]
     assert cell(numbers, "Table 8", "caption", "batch size") * table8_steps.max() == SEQUENCES
 
 
 def test_the_lowercase_k_of_table_1_is_1024_for_batches_and_1000_for_steps(texts: dict[str, str],
                                                                            numbers: pd.DataFrame) -> None:
-    """The forms not transcribed as rows (1k, 500k, ...): read from the text, every row but the
-    mixed-batch one sees the same sequences with k = 1024 in the batch and 1000 in the steps (1000 in
-    the batch would give 500,000,000 at 1k), and the F1 row's note states these values."""
+    """The text's Table 1 prints batch sizes (1k, ..., 64k/32k) and steps (1000k, ..., 125k) with a
+    lowercase k: the rows hold them as printed, and the fixed epochs hold only with k = 1,024 in
+    the batch and 1,000 in the steps (1,000 in the batch: 500,000,000 sequences at 1k; 1,024 in the
+    steps: 524,288,000 at 512); the mixed-batch row is Sec. 4.1's 65,536 then 32,768."""
     table = md_table(texts[MD], 1)
     assert table[0][:3] == ["Solver", "batch size", "steps"]
     assert [f"{r[0]} {r[1]}" for r in table[1:]] == list(TABLE1_ROWS)
-
-    def read(token: str, k: int) -> int:
-        return int(token[:-1]) * k if token.endswith("k") else int(token)
-
     for solver, batch, steps, *_ in table[1:-1]:
-        assert read(batch, 1024) * read(steps, 1000) == SEQUENCES, (solver, batch, steps)
-        note = one(numbers, "Table 1", f"{solver} {batch}", "F1 score on dev set")["note"]
-        for token, k in ((batch, 1024), (steps, 1000)):
-            if token.endswith("k"):
-                assert f"{token} (= {read(token, k):,})" in note, (solver, batch, note)
+        label = f"{solver} {batch}"
+        assert one(numbers, "Table 1", label, "batch size")["printed"] == batch
+        assert one(numbers, "Table 1", label, "steps")["printed"] == steps
+        size = published.printed_value(batch, "batch_size")
+        count = published.printed_value(steps, "steps")
+        assert size is not None and count is not None and size * count == SEQUENCES, label
+        if batch.endswith("k"):
+            assert float(batch[:-1]) * 1000 * count != SEQUENCES, label
+        if steps.endswith("k"):
+            assert size * float(steps[:-1]) * 1024 != SEQUENCES, label
+    solver, batch, *_ = table[-1]
+    first, second = batch.split("/")
+    assert (one(numbers, "Table 1", f"{solver} {batch}", "batch size (seq 128)")["printed"],
+            one(numbers, "Table 1", f"{solver} {batch}", "batch size (seq 512)")["printed"]) == (first, second)
+    assert cell(numbers, "Table 1", "LAMB 64k/32k", "batch size (seq 128)") == cell(
+        numbers, "Section 4.1", "LAMB mixed-batch", "batch size (seq 128)") == 65536
+    assert cell(numbers, "Table 1", "LAMB 64k/32k", "batch size (seq 512)") == cell(
+        numbers, "Section 4.1", "LAMB mixed-batch", "batch size (seq 512)") == 32768
+    baseline = [cell(numbers, "Section 4.1", "Baseline", f"steps (seq {n})") for n in (128, 512)]
+    assert baseline == [900000, 100000] and sum(baseline) == cell(numbers, "Table 1", "Baseline 512", "steps")
 
 
 def test_the_bert_phases_split_the_steps_nine_to_one(numbers: pd.DataFrame) -> None:
@@ -215,24 +230,24 @@ def test_warmups_are_the_stated_fractions(numbers: pd.DataFrame) -> None:
 
 def test_tables_4_and_5_scale_the_learning_rate_by_the_square_root(texts: dict[str, str],
                                                                    numbers: pd.DataFrame) -> None:
-    """The learning rates (LaTeX fractions, in the text and in the notes of the Batch Size rows):
-    lr(B) = lr(32K) sqrt(B / 32K); Table 4's warmup ratio x Table 1's steps is 3,125 iterations at
-    every batch size ('linear-epoch warmup')."""
+    """The learning rates, LaTeX fractions as the text prints them, are rows read by
+    scoring.published (checked against this test's own reading, latex_lr): lr(B) = lr(32K)
+    sqrt(B / 32K); Table 4's warmup ratio x Table 1's steps is 3,125 iterations at every batch size
+    ('linear-epoch warmup')."""
     for n, top in ((4, 5e-3), (5, 0.04)):
         lrs = md_row(texts[MD], n, "Learning Rate")
         assert list(lrs) == list(BATCHES)
         for batch, token in lrs.items():
             size = cell(numbers, f"Table {n}", "Batch Size", batch)
-            assert latex_lr(token) == pytest.approx(top * math.sqrt(size / 32768), rel=1e-12), (n, batch)
-            note = one(numbers, f"Table {n}", "Batch Size", batch)["note"]
-            stated = re.search(re.escape(token.strip("$")) + r" \(= ([\d.]+)\)", note)
-            assert stated and float(stated.group(1)) == pytest.approx(latex_lr(token), rel=1e-9), (n, batch)
-    table1 = {r[1].upper(): r[2] for r in md_table(texts[MD], 1)[2:-1]}
+            lr = one(numbers, f"Table {n}", "Learning Rate", batch)
+            assert f"${lr['printed']}$" == token, (n, batch)
+            assert lr["value"] == pytest.approx(latex_lr(token), rel=1e-12), (n, batch)
+            assert lr["value"] == pytest.approx(top * math.sqrt(size / 32768), rel=1e-12), (n, batch)
     for batch, token in md_row(texts[MD], 4, "Warmup Ratio").items():
-        steps = int(table1[batch][:-1]) * 1000 if table1[batch].endswith("k") else int(table1[batch])
-        ratio = LATEX_RATIO.fullmatch(token)
-        assert ratio, token
-        assert steps == 3125 * int(ratio.group(1)), batch
+        ratio = one(numbers, "Table 4", "Warmup Ratio", batch)
+        assert f"${ratio['printed']}$" == token and LATEX_RATIO.fullmatch(token), batch
+        steps = cell(numbers, "Table 1", f"LAMB {batch.lower()}", "steps")
+        assert steps * ratio["value"] == pytest.approx(3125, rel=1e-12), batch
 
 
 # --- the suite's workloads and named configs ------------------------------------------------------
@@ -260,7 +275,7 @@ def test_bert_workloads_carry_the_published_phases(numbers: pd.DataFrame) -> Non
 
 def test_rows_name_the_workload_of_their_config(numbers: pd.DataFrame) -> None:
     with_config = numbers[numbers["config"] != ""]
-    assert set(with_config["config"]) == {"lamb/you2019_32k", "lamb/you2019_65k_32k"}
+    assert set(with_config["config"]) == {"lamb/you2019_32k", "lamb/you2019_65k_32k", "lamb/you2019_table5"}
     for name, group in with_config.groupby("config"):
         assert set(group["workload"]) == {config(name)["workload"]}, name
         assert set(group["submission"]) == {"lamb"}, name
@@ -286,6 +301,46 @@ def test_named_configs_carry_table_4s_learning_rate(texts: dict[str, str]) -> No
     assert c65["hparams"][1]["learning_rate"] == lr_32k
     assert c65["hparams"][0]["learning_rate"] == pytest.approx(lr_32k * math.sqrt(65536 / 32768), rel=1e-7)
     assert "DERIVED" in c65["notes"]
+
+
+def test_the_table_5_config_carries_its_32k_column(numbers: pd.DataFrame) -> None:
+    """lamb/you2019_table5 (on imagenet_resnet50_90epochs, the rows' workload): Table 5's 32K learning
+    rate 4 / (2^0.0 x 100) at the reference batch 32,768 with square-root scaling, and the 32K
+    column's 20 warmup epochs as steps of 32,768 (1,281,167 training images, rounded)."""
+    hparams = config("lamb/you2019_table5")["hparams"]
+    assert hparams["learning_rate"] == cell(numbers, "Table 5", "Learning Rate", "32K")
+    assert (hparams["lr_scaling"], hparams["lr_reference_batch_size"]) == ("sqrt", cell(numbers, "Table 5",
+                                                                                         "Batch Size", "32K"))
+    epochs = cell(numbers, "Table 5", "Warmup Epochs", "32K")
+    assert hparams["warmup_steps"] == round(epochs * 1281167 / cell(numbers, "Table 5", "Batch Size", "32K"))
+
+
+#: The metric of each table's results and targets (published.METRICS): one per table, or by row or
+#: column label.
+METRICS_BY_TABLE: dict[str, str | dict[str, str]] = {
+    "Table 1": "squad_f1", "Table 2": "squad_f1", "Table 3": "valid_top1", "Table 6": "valid_top1",
+    "Table 7": "valid_top1", "Section 4.1": "squad_f1", "Section 4.2": "valid_top1",
+    "Appendix F": "valid_top1_difference",
+    "Table 4": {"F1 score": "squad_f1", "Exact Match": "squad_exact_match", "Baseline (caption)": "squad_f1"},
+    "Table 5": {"Top-1 Accuracy": "valid_top1", "Top-5 Accuracy": "valid_top5",
+                "Goyal et al. (2017) (caption)": "valid_top1", "Stanford DAWN Bench (caption)": "valid_top5"},
+    "Table 8": {"last step infomation: loss": "pretraining_loss", "F1 score on dev set": "squad_f1",
+                "target F1 score": "squad_f1", "F1 score": "squad_f1"},
+    "Figure 8": {"scaling efficiency": "scaling_efficiency", "speedup": "speedup"},
+    **{f"Table {n}": "valid_top1" for n in range(9, 26)},
+}
+
+
+def test_each_result_declares_the_metric_its_table_prints(numbers: pd.DataFrame) -> None:
+    """BERT: SQuAD v1.1 dev F1 and exact match ('Dev set means the test data'), Table 8's training
+    loss; ImageNet, CIFAR-10, MNIST: top-1 on held-out data (Table 5: also top-5)."""
+    results = numbers[numbers["quantity"].isin(published.METRIC_QUANTITIES)]
+    assert set(results["table"]) == set(METRICS_BY_TABLE)
+    for r in results.itertuples():
+        expected = METRICS_BY_TABLE[r.table]
+        if not isinstance(expected, str):
+            expected = expected.get(r.row, expected.get(r.column, ""))
+        assert r.metric == expected, (r.table, r.row, r.column)
 
 
 # --- numbers printed in several places ------------------------------------------------------------
@@ -339,9 +394,9 @@ def test_where_the_paper_disagrees_with_itself_the_note_says_so(numbers: pd.Data
 # --- sizes, places, the second extraction ---------------------------------------------------------
 
 
-#: (table, column) -> rows: Table 1's 9 solver rows (the batch sizes and step counts printed with a
-#: lowercase k are not rows: 2 and 4 left).
-TABLE1_SIZES = {"F1 score on dev set": 9, "TPUs": 9, "Time": 9, "batch size": 2, "steps": 4}
+#: (table, column) -> rows: Table 1's 9 solver rows (the mixed-batch row's two batch sizes apart).
+TABLE1_SIZES = {"F1 score on dev set": 9, "TPUs": 9, "Time": 9, "batch size": 8, "batch size (seq 128)": 1,
+                "batch size (seq 512)": 1, "steps": 9}
 #: (table, row) -> cells of one-row tables (Table 7: 5 optimizers and the count of runs).
 ROW_SIZES = {("Table 2", "Batch Size"): 7, ("Table 3", "Accuracy"): 8, ("Table 6", "Test Accuracy"): 5,
              ("Table 7", "Average accuracy over 5 runs"): 6}
@@ -356,8 +411,8 @@ def test_every_table_has_the_papers_size(numbers: pd.DataFrame) -> None:
         assert len(rows(numbers, table, row)) == size, (table, row)
     assert sorted(rows(numbers, "Table 2", "Lars")["column"]) == sorted(BATCHES[:-1])
     assert sorted(rows(numbers, "Table 2", "LAMB")["column"]) == sorted(BATCHES)
-    for n, labels in ((4, ("Batch Size", "F1 score", "Exact Match")),
-                      (5, ("Batch Size", "Warmup Epochs", "Top-5 Accuracy", "Top-1 Accuracy"))):
+    for n, labels in ((4, ("Batch Size", "Learning Rate", "Warmup Ratio", "F1 score", "Exact Match")),
+                      (5, ("Batch Size", "Learning Rate", "Warmup Epochs", "Top-5 Accuracy", "Top-1 Accuracy"))):
         for label in labels:
             assert list(rows(numbers, f"Table {n}", label)["column"]) == list(BATCHES), (n, label)
     table8 = rows(numbers, "Table 8")
