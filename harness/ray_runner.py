@@ -107,6 +107,7 @@ class RunRecord:
     evals: list[dict[str, Any]]
     diagnostics: list[tuple[Any, ...]]
     worker: WorkerInfo
+    seconds: float  # the worker's wall time in Sweep.run_seed
 
 
 class SweepWorker:
@@ -148,10 +149,12 @@ class SweepWorker:
                 raise UserError(f"worker on {process_identity.current().host}: the plan's config id is "
                                 f"{run_plan.config_id}, the driver's {task.config_id}: the code of the suite or "
                                 "of the submission differs there; install the same version on every node")
+            start = time.perf_counter()
             summary = sweep.run_seed(self.conn, task.seed, run_plan, task.study)
+            seconds = time.perf_counter() - start
         run, evals, diagnostics = store.export_run(self.conn, summary.run_id)
         store.delete_run(self.conn, summary.run_id)
-        return RunRecord(summary, run, evals, diagnostics, self.info())
+        return RunRecord(summary, run, evals, diagnostics, self.info(), seconds)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -169,6 +172,7 @@ class _Slot:
     done: int = 0
     task: RunTask | None = None
     future: Any = None
+    submitted: float = 0.0  # perf_counter() when its task was handed to it
 
 
 def _cause(error: BaseException) -> BaseException:
@@ -197,6 +201,9 @@ class WorkerPool:
         infos += self._get([h.info.remote() for h in handles[1:]])
         self.slots = [_Slot(h, info, {base.compile_key}) for h, info in zip(handles, infos)]
         self._compile = {info.index: info.compile_seconds for info in infos}
+        #: Per run written: (seconds from handing it to a worker to having written it, the worker's
+        #: seconds in the run); the difference is Ray's and the driver's overhead (harness/bench_ray.py).
+        self.timings: list[tuple[float, float]] = []
         resources = ray_cluster.resources_per_run(settings)
         gpu = ", 1 GPU" if resources["num_gpus"] else ""
         print(f"ray: {count} worker(s), {settings.cpus_per_run} CPU(s){gpu} each: "
@@ -266,7 +273,7 @@ class WorkerPool:
         key = task.plan.compile_key
         slot = next((s for s in idle if key in s.compiled), idle[0])
         slot.compiled.add(key)
-        slot.task = task
+        slot.task, slot.submitted = task, time.perf_counter()
         slot.future = slot.handle.run.remote(WorkerTask(task.seed, task.point, task.study, task.plan.config_id))
 
     def _write(self, conn: Any, slot: _Slot, record: RunRecord) -> RunSummary:
@@ -278,6 +285,7 @@ class WorkerPool:
         self._compile[record.worker.index] = record.worker.compile_seconds
         slot.done += 1
         run_id = store.import_run(conn, record.run, record.evals, record.diagnostics)
+        self.timings.append((time.perf_counter() - slot.submitted, record.seconds))
         return dataclasses.replace(record.summary, run_id=run_id)
 
     def _progress(self, queued: int) -> str:

@@ -400,7 +400,7 @@ class StudyRunner:
         to_run = collections.deque(seed for seed in range(spec.confirm_seeds) if seed not in done)
 
         def next_task() -> RunTask | None:
-            return RunTask(chosen_plan, to_run.popleft(), link) if to_run else None
+            return RunTask(chosen_plan, to_run.popleft(), link, chosen.point) if to_run else None
 
         def finished(task: RunTask, summary: RunSummary) -> None:
             self._clock.record()
