@@ -37,7 +37,7 @@ from typing import Any
 import ray
 from tqdm import tqdm
 
-from harness import audit, plan, process_identity, ray_cluster, store, submission_loader
+from harness import audit, interrupts, plan, process_identity, ray_cluster, store, submission_loader
 from harness.errors import SeedsFailed, UserError
 from harness.plan import RunPlan
 from harness.ray_cluster import RaySettings
@@ -241,7 +241,7 @@ class WorkerPool:
             busy = [s for s in self.slots if s.task is not None]
             if not busy:
                 break
-            ready, _ = ray.wait([s.future for s in busy], num_returns=1)
+            ready = self._wait([s.future for s in busy])
             slot = next(s for s in busy if s.future == ready[0])
             task, slot.task = slot.task, None
             assert task is not None
@@ -263,9 +263,26 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        """Workers remove their scratch directories (Ray ends them with the session)."""
-        ray.wait([s.handle.close.remote() for s in self.slots], num_returns=len(self.slots), timeout=30)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        """Workers remove their scratch directories (Ray ends them with the session); not after an
+        error or an interrupt, when a worker may still be in a run (the session's end stops it)."""
+        if kind is None:
+            ray.wait([s.handle.close.remote() for s in self.slots], num_returns=len(self.slots), timeout=30)
+
+    def _wait(self, futures: list[Any]) -> list[Any]:
+        """The first of `futures` to finish. Waits in steps of a second, so that SIGINT and SIGTERM
+        are taken at once (harness/interrupts.py), with what became of the runs in flight."""
+        try:
+            while True:
+                ready, _ = ray.wait(futures, num_returns=1, timeout=1.0)
+                if ready:
+                    return list(ready)
+        except BaseException as e:
+            interrupted = interrupts.as_interrupted(e)
+            if interrupted is None:
+                raise
+            raise interrupted.with_detail(f"{len(futures)} run(s) in flight on Ray workers not recorded; the "
+                                          "same command runs them again") from None
 
     def _submit(self, task: RunTask) -> None:
         """To an idle worker, one that has the task's compile class compiled if there is one."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,14 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from conftest import BAD_SUBMISSIONS, REPO, Result, file_digest, run_cli
-
-
-def rows(db: str, sql: str, *args: object) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+from test_study import _wait_and_kill, rows
 
 
 def ray_flags(tmp_path: str) -> list[str]:
@@ -124,20 +116,15 @@ def _worker_pid(proc: subprocess.Popen, timeout: float = 600) -> int:
     raise AssertionError(f"no worker line: {''.join(seen)[-2000:]}")
 
 
-@pytest.mark.slow
-@pytest.mark.cli
-def test_a_worker_killed_mid_run_is_retried_and_nothing_is_missing_or_repeated(tmp_path: str) -> None:
-    db = os.path.join(tmp_path, "r.db")
-    command = [sys.executable, "-m", "harness", "tune", "--workload=fashion_mnist_lenet", "--submission=nesterov",
-               "--budget=3", "--trials=2", "--confirm_seeds=3", "--study=k", f"--results={db}", "--progress=false",
-               *ray_flags(tmp_path)]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pid = _worker_pid(proc)
-    time.sleep(1.0)  # the workers took the two trials as they announced themselves
-    os.kill(pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err[-2000:]
-    assert f"worker 0 (pid {pid} on" in out and "was restarted by Ray" in out
+def lenet_study(db: str, tmp_path: str) -> list[str]:
+    """A study of 5 short runs on Ray: 2 trials, 3 confirmation seeds."""
+    return [sys.executable, "-m", "harness", "tune", "--workload=fashion_mnist_lenet", "--submission=nesterov",
+            "--budget=3", "--trials=2", "--confirm_seeds=3", "--study=k", f"--results={db}", "--progress=false",
+            *ray_flags(tmp_path)]
+
+
+def check_complete(db: str) -> None:
+    """The study's 5 runs are recorded, each once and completed, the study done."""
     runs = rows(db, "SELECT study_role, seed, status FROM runs ORDER BY run_id")
     assert [s for _, _, s in runs] == ["completed"] * 5, runs
     assert sorted(seed for role, seed, _ in runs if role == "confirmation") == [0, 1, 2]
@@ -146,6 +133,36 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_missing_or_repeated(t
     assert sorted(seed for role, seed, _ in runs if role == "trial") == sorted(s for _, s, _ in trials)
     assert rows(db, "SELECT COUNT(*) FROM evals") == [(5,)]  # one eval per run (budget 3 ends in one)
     assert rows(db, "SELECT status FROM studies") == [("done",)]
+
+
+@pytest.mark.slow
+@pytest.mark.cli
+def test_a_worker_killed_mid_run_is_retried_and_nothing_is_missing_or_repeated(tmp_path: str) -> None:
+    db = os.path.join(tmp_path, "r.db")
+    command = lenet_study(db, tmp_path)
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = _worker_pid(proc)
+    time.sleep(1.0)  # the workers took the two trials as they announced themselves
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-2000:]
+    assert f"worker 0 (pid {pid} on" in out and "was restarted by Ray" in out
+    check_complete(db)
+
+
+@pytest.mark.slow
+@pytest.mark.cli
+def test_a_restarted_driver_runs_only_what_is_missing(tmp_path: str) -> None:
+    db = os.path.join(tmp_path, "r.db")
+    command = lenet_study(db, tmp_path)
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_and_kill(proc, db, "SELECT 1 FROM study_trials")  # kill -9 once a trial is written
+    before = rows(db, "SELECT run_id, study_role, seed FROM runs ORDER BY run_id")
+    assert before and len(before) < 5
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    check_complete(db)  # nothing run twice, nothing missing
+    assert rows(db, "SELECT run_id, study_role, seed FROM runs ORDER BY run_id")[:len(before)] == before
 
 
 @pytest.mark.slow
