@@ -177,3 +177,12 @@ def test_a_failing_submission_is_recorded_failed_once_not_retried(tmp_path: str)
     runs = rows(db, "SELECT seed, status, steps_done, error FROM runs ORDER BY seed")
     assert [(seed, status) for seed, status, _, _ in runs] == [(0, "failed"), (1, "failed")]
     assert all("update 3 found a bug" in error for _, _, _, error in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.cli
+def test_bad_input_found_on_a_worker_is_one_line(tmp_path: str) -> None:
+    proc = run_cli("harness", "run", "--workload=fashion_mnist_lenet", "--submission=nesterov", "--budget=1",
+                   f"--data_dir={tmp_path}/nowhere", f"--results={tmp_path}/r.db", "--ray", "--ray_workers=1")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: ") and "nowhere" in proc.stderr
