@@ -161,6 +161,10 @@ def _ray_settings(fv: flags.FlagValues) -> RaySettings | None:
         if clash:
             raise UserError(f"--{name} does not go with --ray (a Ray worker that dies runs its run again "
                             "from the start; one run per host group is --distributed's)")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UserError("--ray needs Ray: install the ray extra (pip install -e '.[ray]'; make setup does)")
     from harness.ray_cluster import RaySettings, default_compilation_cache
 
     settings = RaySettings(fv.ray, fv.ray_workers, fv.ray_cpus,
