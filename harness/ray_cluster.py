@@ -2,7 +2,8 @@
 
 `--ray` (no address) starts a local Ray cluster in this process, stopped when the command ends;
 `--ray=auto` joins the cluster that `ray start --head` started on this machine (or RAY_ADDRESS);
-`--ray=HOST:PORT` joins the one whose head listens there. An address where nothing answers is a
+`--ray=HOST:PORT` joins the one whose head listens there (with Ray's token authentication, which
+`ray start` turns on: RAY_AUTH_MODE=token and the head's token, as Ray's guide says). An address where nothing answers is a
 one-line error at once (Ray itself would wait minutes for it).
 
 A worker process gets, through Ray's runtime environment: JAX's persistent compilation cache in a
@@ -95,39 +96,56 @@ def session(settings: RaySettings) -> Iterator[None]:
             warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
             if settings.address == LOCAL:
                 cpus = max(os.cpu_count() or 1, (settings.workers or 1) * settings.cpus_per_run)
-                ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+                # "local": a new cluster, never one found on the machine (RAY_ADDRESS, ray start)
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
             else:
                 ray.init(address=settings.address, **quiet)
     except ConnectionError as e:
-        raise UserError(f"--ray={settings.address}: {' '.join(str(e).split())}") from None
+        hint = ("; a cluster of `ray start` uses token authentication: set RAY_AUTH_MODE=token here, with its "
+                "token in ~/.ray/auth_token or RAY_AUTH_TOKEN" if _host_port(settings.address) else "")
+        raise UserError(f"--ray={settings.address}: {' '.join(str(e).split())}{hint}") from None
     try:
         yield
     finally:
         ray.shutdown()
 
 
-def gpus_available() -> bool:
+def accelerator() -> tuple[str, int, int] | None:
+    """What a run takes besides CPUs on this cluster: ("GPU", 1, GPUs in all) where it has GPUs;
+    ("TPU", a host's TPU chips, TPU hosts) where it has TPUs (a run on a TPU host uses all of its
+    chips); None on CPUs only."""
     import ray
 
-    return ray.cluster_resources().get("GPU", 0) > 0
+    resources = ray.cluster_resources()
+    if resources.get("GPU", 0) > 0:
+        return "GPU", 1, int(resources["GPU"])
+    if resources.get("TPU", 0) > 0:
+        hosts = [n["Resources"]["TPU"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("TPU")]
+        return "TPU", int(max(hosts)), len(hosts)
+    return None
 
 
 def resources_per_run(settings: RaySettings) -> dict[str, Any]:
-    """What each worker asks Ray for: its CPUs, and one GPU where the cluster has GPUs."""
-    return {"num_cpus": settings.cpus_per_run, "num_gpus": 1 if gpus_available() else 0}
+    """What each worker asks Ray for: its CPUs, and one GPU or one TPU host where there are some."""
+    found = accelerator()
+    if found is None:
+        return {"num_cpus": settings.cpus_per_run}
+    kind, each, _ = found
+    return {"num_cpus": settings.cpus_per_run, **({"num_gpus": each} if kind == "GPU" else
+                                                  {"resources": {kind: each}})}
 
 
 def worker_count(settings: RaySettings, runs: int) -> int:
-    """--ray_workers, else as many workers as the cluster's CPUs (GPUs where it has them) hold; never
-    more than there are runs to do."""
+    """--ray_workers, else as many workers as the cluster's CPUs hold (its GPUs or TPU hosts where it
+    has them); never more than there are runs to do."""
     import ray
 
     if settings.workers is not None:
         return max(1, min(settings.workers, runs))
-    resources = ray.cluster_resources()
-    fit = int(resources.get("CPU", 1)) // settings.cpus_per_run
-    if gpus_available():
-        fit = min(fit, int(resources["GPU"]))
+    fit = int(ray.cluster_resources().get("CPU", 1)) // settings.cpus_per_run
+    found = accelerator()
+    if found is not None:
+        fit = min(fit, found[2])
     return max(1, min(fit, runs))
 
 

@@ -204,9 +204,9 @@ class WorkerPool:
         #: Per run written: (seconds from handing it to a worker to having written it, the worker's
         #: seconds in the run); the difference is Ray's and the driver's overhead (harness/bench_ray.py).
         self.timings: list[tuple[float, float]] = []
-        resources = ray_cluster.resources_per_run(settings)
-        gpu = ", 1 GPU" if resources["num_gpus"] else ""
-        print(f"ray: {count} worker(s), {settings.cpus_per_run} CPU(s){gpu} each: "
+        found = ray_cluster.accelerator()
+        extra = f", {found[1]} {found[0]}(s)" if found is not None else ""
+        print(f"ray: {count} worker(s), {settings.cpus_per_run} CPU(s){extra} each: "
               + ", ".join(info.describe() for info in infos), flush=True)
 
     @property
