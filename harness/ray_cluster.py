@@ -3,8 +3,8 @@
 `--ray` (no address) starts a local Ray cluster in this process, stopped when the command ends;
 `--ray=auto` joins the cluster that `ray start --head` started on this machine (or RAY_ADDRESS);
 `--ray=HOST:PORT` joins the one whose head listens there (with Ray's token authentication, which
-`ray start` turns on: RAY_AUTH_MODE=token and the head's token, as Ray's guide says). An address where nothing answers is a
-one-line error at once (Ray itself would wait minutes for it).
+`ray start` turns on: RAY_AUTH_MODE=token and the head's token, as Ray's guide says). An address
+where nothing answers is a one-line error at once (Ray itself would wait minutes for it).
 
 A worker process gets, through Ray's runtime environment: JAX's persistent compilation cache in a
 directory shared by the workers of a machine (or of every machine, on a shared filesystem), so that
