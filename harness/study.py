@@ -310,8 +310,9 @@ class StudyRunner:
         """Run trials until N are feasible or M were run; recorded ones are read, not run.
 
         Trial i starts only while the feasible trials plus those running are fewer than N: then
-        trial i runs in every order of finishing, so the trials run are the same whether one runs
-        at a time (here) or several do (harness/ray_study.py)."""
+        fewer than N trials before it can turn out feasible, and one trial at a time would run it
+        too. So the trials run are the same whether one runs at a time (here) or several do
+        (harness/ray_study.py), whatever order they finish in."""
         spec, done = self.spec, recorder.finished_trials()
         # A trial whose run finished but whose row was not written yet (killed in between) is adopted.
         finished_runs = recorder.finished_runs("trial")
