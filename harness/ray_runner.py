@@ -249,12 +249,12 @@ class WorkerPool:
                 record = ray.get(ready[0])
             except ray.exceptions.RayActorError as e:
                 self.slots.remove(slot)
-                lost.append(f"{slot.info.describe()} died {RETRIES + 1} times, the last while running seed "
-                            f"{task.seed} ({' '.join(str(e).split())[:300]})")
+                lost.append(f"{slot.info.describe()} died {RETRIES + 1} times, the last while running "
+                            f"{_describe(task)} ({' '.join(str(e).split())[:300]})")
                 continue
             except ray.exceptions.RayError as e:
                 raise _cause(e) from None
-            done(task, self._write(conn, slot, record))
+            done(task, self._write(conn, slot, task, record))
             finished = True
         if lost:
             raise SeedsFailed(f"ray: {'; '.join(lost)}; Ray's retries are spent; the runs not recorded run "
@@ -293,11 +293,11 @@ class WorkerPool:
         slot.task, slot.submitted = task, time.perf_counter()
         slot.future = slot.handle.run.remote(WorkerTask(task.seed, task.point, task.study, task.plan.config_id))
 
-    def _write(self, conn: Any, slot: _Slot, record: RunRecord) -> RunSummary:
+    def _write(self, conn: Any, slot: _Slot, task: RunTask, record: RunRecord) -> RunSummary:
         """The run into the results database (one writer: this process); its summary with the new id."""
         if record.worker.pid != slot.info.pid:
             tqdm.write(f"ray: {slot.info.describe()} was restarted by Ray (now pid {record.worker.pid} on "
-                       f"{record.worker.host}); its run of seed {record.summary.seed} ran again", file=sys.stdout)
+                       f"{record.worker.host}); its run ({_describe(task)}) ran again", file=sys.stdout)
         slot.info = record.worker
         self._compile[record.worker.index] = record.worker.compile_seconds
         slot.done += 1
@@ -310,9 +310,14 @@ class WorkerPool:
         running = sum(s.task is not None for s in self.slots)
         done = sum(s.done for s in self.slots)
         workers = "; ".join(f"{s.info.describe()}: {s.done} done, "
-                            + (f"running seed {s.task.seed}" if s.task is not None else "idle")
+                            + (f"running {_describe(s.task)}" if s.task is not None else "idle")
                             for s in self.slots)
         return f"ray: {done} done, {running} running, {queued} queued | {workers}"
+
+
+def _describe(task: RunTask) -> str:
+    """'seed 3', 'trial seed 1234567890', 'confirmation seed 3'."""
+    return f"{task.study.role + ' ' if task.study else ''}seed {task.seed}"
 
 
 def run_sweep(run_plan: RunPlan, spec: PlanSpec, options: RunOptions, settings: RaySettings
