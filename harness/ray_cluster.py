@@ -20,7 +20,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -90,6 +92,7 @@ def session(settings: RaySettings) -> Iterator[None]:
 
     settings.check()
     quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    handlers = _signal_handlers()
     try:
         with warnings.catch_warnings():
             # Ray starts its processes with fork + exec, which JAX's warning about fork does not concern.
@@ -104,10 +107,27 @@ def session(settings: RaySettings) -> Iterator[None]:
         hint = ("; a cluster of `ray start` uses token authentication: set RAY_AUTH_MODE=token here, with its "
                 "token in ~/.ray/auth_token or RAY_AUTH_TOKEN" if _host_port(settings.address) else "")
         raise UserError(f"--ray={settings.address}: {' '.join(str(e).split())}{hint}") from None
+    finally:
+        _restore(handlers)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """This process's SIGINT and SIGTERM handlers (the main thread's; none elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Put `handlers` back: ray.init replaces SIGTERM's with a crash report of Ray's, which would
+    end the command as a crash instead of as interrupted (harness/interrupts.py)."""
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def accelerator() -> tuple[str, int, int] | None:

@@ -278,7 +278,9 @@ class WorkerPool:
                 if ready:
                     return list(ready)
         except BaseException as e:
-            interrupted = interrupts.as_interrupted(e)
+            # Ray's wait takes the signal and raises the handler's Interrupted as the cause of its own error.
+            caught = [x for x in (e, e.__cause__, e.__context__) if x is not None]
+            interrupted = next((i for i in map(interrupts.as_interrupted, caught) if i is not None), None)
             if interrupted is None:
                 raise
             raise interrupted.with_detail(f"{len(futures)} run(s) in flight on Ray workers not recorded; the "

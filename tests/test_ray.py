@@ -186,3 +186,21 @@ def test_bad_input_found_on_a_worker_is_one_line(tmp_path: str) -> None:
                    f"--data_dir={tmp_path}/nowhere", f"--results={tmp_path}/r.db", "--ray", "--ray_workers=1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: ") and "nowhere" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.cli
+def test_sigterm_ends_the_driver_as_interrupted_and_the_same_command_continues(tmp_path: str) -> None:
+    db = os.path.join(tmp_path, "r.db")
+    command = [sys.executable, "-m", "harness", "run", "--workload=fashion_mnist_lenet", "--submission=nesterov",
+               "--seeds=0-3", "--budget=3", f"--results={db}", "--progress=false", *ray_flags(tmp_path)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _worker_pid(proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted by SIGTERM: 2 run(s) in flight on Ray workers not recorded" in err
+    assert rows(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'") == [(0,)]
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert rows(db, "SELECT seed, status FROM runs ORDER BY seed") == [(s, "completed") for s in range(4)]
