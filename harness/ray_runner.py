@@ -227,6 +227,17 @@ class WorkerPool:
         runs and none comes; write each finished run into `conn` and call `done` with its summary
         (run_id: the results database's). A worker that Ray gave up on ends the command (SeedsFailed)
         once the others' runs are in."""
+        try:
+            self._map_runs(conn, next_task, done, queued)
+        except (interrupts.Interrupted, KeyboardInterrupt) as e:
+            interrupted = interrupts.as_interrupted(e)
+            assert interrupted is not None
+            running = sum(s.task is not None for s in self.slots)
+            raise interrupted.with_detail(f"{running} run(s) in flight on Ray workers not recorded; the same "
+                                          "command runs them again") from None
+
+    def _map_runs(self, conn: Any, next_task: Callable[[], RunTask | None],
+                  done: Callable[[RunTask, RunSummary], None], queued: Callable[[], int]) -> None:
         lost: list[str] = []
         finished = False
         while True:
@@ -271,7 +282,7 @@ class WorkerPool:
 
     def _wait(self, futures: list[Any]) -> list[Any]:
         """The first of `futures` to finish. Waits in steps of a second, so that SIGINT and SIGTERM
-        are taken at once (harness/interrupts.py), with what became of the runs in flight."""
+        are taken at once (harness/interrupts.py)."""
         try:
             while True:
                 ready, _ = ray.wait(futures, num_returns=1, timeout=1.0)
@@ -283,8 +294,7 @@ class WorkerPool:
             interrupted = next((i for i in map(interrupts.as_interrupted, caught) if i is not None), None)
             if interrupted is None:
                 raise
-            raise interrupted.with_detail(f"{len(futures)} run(s) in flight on Ray workers not recorded; the "
-                                          "same command runs them again") from None
+            raise interrupted from None
 
     def _submit(self, task: RunTask) -> None:
         """To an idle worker, one that has the task's compile class compiled if there is one."""

@@ -196,6 +196,7 @@ def test_sigterm_ends_the_driver_as_interrupted_and_the_same_command_continues(t
                "--seeds=0-3", "--budget=3", f"--results={db}", "--progress=false", *ray_flags(tmp_path)]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _worker_pid(proc)
+    time.sleep(1.0)  # the workers took a seed each
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-2000:]
