@@ -17,7 +17,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,fullscale,tensorboard]'
+	$(PY) -m pip install -q -e '.[test,fullscale,tensorboard,ray]'
 	touch $@
 
 data:

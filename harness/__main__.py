@@ -18,6 +18,7 @@ from harness import audit, cli
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # the commands import JAX when they run, not when flags are parsed
+    from harness.ray_cluster import RaySettings
     from harness.runner import RunOptions
 
 COMMANDS = ("run", "tune", "list", "discover-schedule")
@@ -25,6 +26,27 @@ COMMANDS = ("run", "tune", "list", "discover-schedule")
 RUN_ONLY_FLAGS = ("seeds", "many_seeds", "rerun", "run_ids_file")
 #: The flags of `tune` besides those of `run` (harness/study.py).
 TUNE_FLAGS = ("trials", "max_trials", "search_space", "study", "study_seed", "confirm_seeds", "select", "studies")
+#: The flags that only go with --ray.
+RAY_FLAGS = ("ray_workers", "ray_cpus", "ray_compilation_cache")
+
+
+class RayAddressParser(flags.ArgumentParser):
+    """--ray (a local cluster), --ray=auto, --ray=HOST:PORT, --noray: a flag that takes a value or none."""
+
+    def parse(self, argument: str) -> str | None:
+        from harness.ray_cluster import LOCAL  # imports no Ray
+
+        value = str(argument).strip()
+        if value.lower() in ("true", "1"):
+            return LOCAL
+        if value.lower() in ("false", "0"):
+            return None
+        if not value:
+            raise ValueError("--ray= needs an address (auto or HOST:PORT), or none for a local cluster")
+        return value
+
+    def flag_type(self) -> str:
+        return "ray address"
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -98,6 +120,17 @@ def define_flags(fv: flags.FlagValues) -> None:
 
     define_discovery_flags(fv)
 
+    flags.DEFINE_flag(flags.Flag(RayAddressParser(), None, "ray", None, "run/tune: the runs as Ray work "
+                                 "(harness/ray_runner.py; needs the ray extra): --ray starts a local Ray cluster, "
+                                 "--ray=auto or --ray=HOST:PORT joins one (`ray start --head`).", boolean=True),
+                      flag_values=fv)
+    flags.DEFINE_integer("ray_workers", None, "With --ray: worker processes (default: as many as the cluster's "
+                         "CPUs hold at --ray_cpus each, one GPU each where there are GPUs).", flag_values=fv)
+    flags.DEFINE_integer("ray_cpus", 1, "With --ray: CPUs per run (one: one XLA compute thread per worker).",
+                         flag_values=fv)
+    string("ray_compilation_cache", None, "With --ray: the workers' JAX compilation cache directory, shared "
+           "by the workers of a machine (default ~/.cache/largebatch-bench/jax-compilation-cache).")
+
     flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize first (one "
                       "process per host, same command on each); see harness/distributed.py.",
                       flag_values=fv)
@@ -115,6 +148,31 @@ def _run_options(fv: flags.FlagValues, seeds: Sequence[int]) -> RunOptions:
                       checkpoint_dir=fv.checkpoint_dir, rerun=fv.rerun, divergence_factor=fv.divergence_factor)
 
 
+def _ray_settings(fv: flags.FlagValues) -> RaySettings | None:
+    """What --ray and its flags ask for (None: no Ray; nothing of Ray imported); the flags that do
+    not go with it refused."""
+    if fv.ray is None:
+        given = [name for name in RAY_FLAGS if fv[name].present]
+        if given:
+            raise UserError(f"--{given[0]} goes with --ray")
+        return None
+    for name, clash in (("distributed", fv.distributed), ("tensorboard_dir", fv.tensorboard_dir),
+                        ("checkpoint_every", fv.checkpoint_every)):
+        if clash:
+            raise UserError(f"--{name} does not go with --ray (a Ray worker that dies runs its run again "
+                            "from the start; one run per host group is --distributed's)")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise UserError("--ray needs Ray: install the ray extra (pip install -e '.[ray]'; make setup does)")
+    from harness.ray_cluster import RaySettings, default_compilation_cache
+
+    settings = RaySettings(fv.ray, fv.ray_workers, fv.ray_cpus,
+                           fv.ray_compilation_cache or default_compilation_cache())
+    settings.check()
+    return settings
+
+
 def _tune(fv: flags.FlagValues) -> None:
     from harness import study
 
@@ -128,8 +186,9 @@ def _tune(fv: flags.FlagValues) -> None:
         config=fv.config, knobs=cli.parse_json_mapping(fv.knobs, "knobs"), budget=fv.budget,
         batch_size=fv.batch_size, study=fv.study,
         study_seed=fv.study_seed, confirm_seeds=fv.confirm_seeds, select=fv.select, studies=fv.studies)
+    ray = _ray_settings(fv)
     with audit.protecting(fv.data_dir, fv.results):
-        study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv))
+        study.run_studies(spec, _run_options(fv, ()), cli.command_line("harness tune", fv), ray)
 
 
 def _run(fv: flags.FlagValues) -> None:
@@ -145,12 +204,20 @@ def _run(fv: flags.FlagValues) -> None:
     knobs = cli.parse_json_mapping(fv.knobs, "knobs")
     # checked before anything is loaded or compiled (ranges, never materialised)
     options = _run_options(fv, cli.parse_seeds(fv.seeds, many=fv.many_seeds))
+    ray = _ray_settings(fv)
     with audit.protecting(fv.data_dir, fv.results):  # the submission may not open them (harness/audit.py)
         run_plan = plan.build(fv.workload, fv.submission, config=fv.config, hparams=hparams, knobs=knobs,
                               budget=fv.budget, batch_size=fv.batch_size)
         if run_plan.config is not None:
             print(f"config {run_plan.config.name}: {run_plan.config.source}", flush=True)
-        summaries = run_sweep(run_plan, options)
+        if ray is None:
+            summaries = run_sweep(run_plan, options)
+        else:
+            from harness import ray_runner
+
+            spec = ray_runner.PlanSpec(fv.workload, fv.submission, fv.config, hparams, knobs, fv.budget,
+                                       fv.batch_size)
+            summaries = ray_runner.run_sweep(run_plan, spec, options, ray)
     if fv.run_ids_file:
         try:
             with open(fv.run_ids_file, "a") as f:

@@ -9,7 +9,7 @@ import dataclasses
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -64,6 +64,18 @@ class RunOptions:
     @property
     def checkpoint_root(self) -> str:
         return self.checkpoint_dir or checkpoints.default_dir(self.results)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTask:
+    """One run to do: `seed` of `plan`, as part of `study` if given. `point`: the searched hparams
+    that made `plan` from the study's base plan (a trial), for a worker that rebuilds the plan
+    there (harness/ray_runner.py); None: the base plan itself."""
+
+    plan: RunPlan
+    seed: int
+    study: recording.StudyLink | None = None
+    point: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,21 +420,26 @@ class Sweep:
         outcome.observe(result)
 
     def summary_line(self, s: RunSummary, plan: RunPlan | None = None) -> str:
-        wl, plan = self.workload, self.plan if plan is None else plan
+        return summary_line(s, self.plan if plan is None else plan)
 
-        def fmt(v: float | None) -> str:
-            return format_metric(v, wl.metric) if v is not None else "n/a"
 
-        if s.status == "failed":
-            return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: failed at step "
-                    f"{s.steps_done}/{plan.budget}: {s.error}")
-        target = format_metric(wl.target, wl.metric)
-        reached = (f"target {target} reached at step {s.steps_to_target} ({s.seconds_to_target:.1f} s)"
-                   if s.steps_to_target is not None else f"target {target} missed")
-        return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: {s.status} at step "
-                f"{s.steps_done}/{plan.budget}; best valid {wl.metric} {fmt(s.best_valid)}; {reached}; "
-                f"final train {fmt(s.final_train)}; {s.train_seconds:.1f} s training + "
-                f"{s.eval_seconds:.1f} s eval")
+def summary_line(s: RunSummary, plan: RunPlan) -> str:
+    """One line of a finished run: status, best validation metric, time to target, seconds."""
+    wl = plan.workload
+
+    def fmt(v: float | None) -> str:
+        return format_metric(v, wl.metric) if v is not None else "n/a"
+
+    if s.status == "failed":
+        return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: failed at step "
+                f"{s.steps_done}/{plan.budget}: {s.error}")
+    target = format_metric(wl.target, wl.metric)
+    reached = (f"target {target} reached at step {s.steps_to_target} ({s.seconds_to_target:.1f} s)"
+               if s.steps_to_target is not None else f"target {target} missed")
+    return (f"[run {s.run_id}] {wl.name} {plan.submission.name} seed {s.seed}: {s.status} at step "
+            f"{s.steps_done}/{plan.budget}; best valid {wl.metric} {fmt(s.best_valid)}; {reached}; "
+            f"final train {fmt(s.final_train)}; {s.train_seconds:.1f} s training + "
+            f"{s.eval_seconds:.1f} s eval")
 
 
 def _root_cause(error: BaseException) -> str:
@@ -478,7 +495,7 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
         summaries = []
         for seed in options.seeds:
             if sweep.primary and not options.rerun:
-                skip = _skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed),
+                skip = skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed),
                                     options)
                 if skip:
                     print(f"seed {seed}: {skip}", flush=True)
@@ -501,7 +518,7 @@ def raise_if_failed(summaries: list[RunSummary]) -> None:
                           f"traceback); first: seed {failed[0].seed}: {failed[0].error}")
 
 
-def _skip_reason(run: dict[str, Any] | None, options: RunOptions) -> str | None:
+def skip_reason(run: dict[str, Any] | None, options: RunOptions) -> str | None:
     """Why a seed is not run again: its latest attempt of the row finished, or runs now."""
     if run is None:
         return None

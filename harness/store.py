@@ -535,3 +535,49 @@ class StudyRecorder:
             self.conn.execute("UPDATE studies SET compile_seconds = compile_seconds + ?, wall_seconds = "
                               "wall_seconds + ? WHERE study_id = ?",
                               (compile_seconds, wall_seconds, self.study_id))
+
+
+def export_run(conn: sqlite3.Connection, run_id: int
+               ) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """One run as plain data, (its `runs` row without run_id, its `evals` rows without run_id,
+    its (step, name, value) diagnostics): what a Ray worker sends back to the one process that
+    writes the results (harness/ray_runner.py)."""
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no run {run_id}")
+    run = {k: row[k] for k in row.keys() if k != "run_id"}
+    evals = [{k: r[k] for k in r.keys() if k != "run_id"}
+             for r in conn.execute("SELECT * FROM evals WHERE run_id = ? ORDER BY step", (run_id,))]
+    diagnostics = [tuple(r) for r in conn.execute("SELECT step, name, value FROM diagnostics WHERE run_id = ? "
+                                                  "ORDER BY step, name", (run_id,))]
+    return run, evals, diagnostics
+
+
+def delete_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """Remove a run with its evals and diagnostics (a Ray worker's scratch database, once sent)."""
+    with conn:
+        conn.execute("DELETE FROM diagnostics WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM evals WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+
+def import_run(conn: sqlite3.Connection, run: Mapping[str, Any], evals: Sequence[Mapping[str, Any]],
+               diagnostics: Sequence[Sequence[Any]]) -> int:
+    """Write a run of export_run as a new run (one transaction: all of it or nothing); its run_id."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    unknown = sorted(set(run) - columns)
+    if unknown:  # a worker with another version of the suite
+        raise UserError(f"a worker's run has columns this results database lacks ({', '.join(unknown)}); "
+                        "run the same version of the suite on every node")
+    with conn:
+        cur = conn.execute(f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' for _ in run)})",
+                           tuple(run.values()))
+        assert cur.lastrowid is not None
+        run_id = cur.lastrowid
+        for e in evals:
+            conn.execute(f"INSERT INTO evals (run_id, {', '.join(e)}) VALUES (?, {', '.join('?' for _ in e)})",
+                         (run_id, *e.values()))
+        conn.executemany("INSERT INTO diagnostics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                         [(run_id, *d) for d in diagnostics])
+    return run_id

@@ -30,6 +30,7 @@ other compile classes, each compiled once per process.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -40,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -51,8 +52,11 @@ from harness.direction import Direction
 from harness.errors import UserError
 from harness.formatting import compact_pairs, format_metric
 from harness.recording import StudyLink
-from harness.runner import RunOptions, RunSummary, Sweep
+from harness.runner import RunOptions, RunSummary, RunTask, Sweep, summary_line
 from workloads import targets
+
+if TYPE_CHECKING:
+    from harness.ray_cluster import RaySettings
 
 SELECT_RULES = ("best_valid", "steps_to_target")
 #: Trial seeds lie in [TRIAL_SEED_BASE, 2 * TRIAL_SEED_BASE); confirmation seeds below it.
@@ -253,8 +257,8 @@ class StudyRunner:
 
     def run(self) -> list[StudyOutcome]:
         start = time.perf_counter()
-        self.sweep = Sweep(self.base, self.options)  # loads the data, compiles the first class
-        setup = (self.sweep.compile_seconds, time.perf_counter() - start)  # counted in the first study
+        self._start()
+        setup = (self._compile_seconds(), time.perf_counter() - start)  # counted in the first study
         conn = store.connect(self.options.results)
         try:
             return [self._run_one(conn, s, setup if s == 0 else (0.0, 0.0)) for s in range(self.spec.studies)]
@@ -286,22 +290,53 @@ class StudyRunner:
         print(report(outcome, self.base, spec), flush=True)
         return outcome
 
+    def _start(self) -> None:
+        """Load the data and compile the first class (here: this process's Sweep)."""
+        self.sweep = Sweep(self.base, self.options)
+
     def _compile_seconds(self) -> float:
         return self.sweep.compile_seconds if self.sweep is not None else 0.0
 
-    def _trials(self, conn: Any, recorder: store.StudyRecorder, study_seed: int, name: str) -> list[Trial]:
-        """Run trials until N are feasible or M were run; recorded ones are read, not run."""
+    def _execute(self, conn: Any, next_task: Callable[[], RunTask | None],
+                 done: Callable[[RunTask, RunSummary], None], queued: Callable[[], int]) -> None:
+        """Run the tasks `next_task()` gives (None: nothing more to start now), calling `done` with
+        each run's summary: here one after another in this process's Sweep. `queued`: how many may
+        still come (for progress; harness/ray_study.py runs the tasks on Ray workers instead)."""
         assert self.sweep is not None
+        while (task := next_task()) is not None:
+            done(task, self.sweep.run_seed(conn, task.seed, task.plan, task.study))
+
+    def _trials(self, conn: Any, recorder: store.StudyRecorder, study_seed: int, name: str) -> list[Trial]:
+        """Run trials until N are feasible or M were run; recorded ones are read, not run.
+
+        Trial i starts only while the feasible trials plus those running are fewer than N: then
+        fewer than N trials before it can turn out feasible, and one trial at a time would run it
+        too. So the trials run are the same whether one runs at a time (here) or several do
+        (harness/ray_study.py), whatever order they finish in."""
         spec, done = self.spec, recorder.finished_trials()
         # A trial whose run finished but whose row was not written yet (killed in between) is adopted.
         finished_runs = recorder.finished_runs("trial")
-        trials: list[Trial] = []
+        trials: dict[int, Trial] = {}
+        running: dict[int, int] = {}  # run seed -> trial index
+        upcoming = iter(range(spec.max_trials_or_default))
         bar = tqdm(total=spec.trials, desc=f"study {name}", unit="feasible trial", position=0,
                    disable=not self.options.progress, file=sys.stderr, dynamic_ncols=True)
-        with bar, store.ResultsReader(self.options.results) as results:
-            for i in range(spec.max_trials_or_default):
-                if sum(t.feasible for t in trials) >= spec.trials:
-                    break
+
+        def feasible() -> int:
+            return sum(t.feasible for t in trials.values())
+
+        def show(trial: Trial) -> None:
+            trials[trial.index] = trial
+            bar.update(int(trial.feasible))
+            best = select(list(trials.values()), spec.select, self.base.workload.direction)
+            bar.set_postfix_str(f"best {self._fmt(best.best_valid if best else None)}")
+            tqdm.write(f"study {name}: {self._trial_line(trial, trials, best)}", file=sys.stdout)
+
+        def next_task() -> RunTask | None:
+            while feasible() + len(running) < spec.trials:
+                i = next(upcoming, None)
+                if i is None:
+                    return None
                 point, seed = self.space.point(study_seed, i), trial_seed(study_seed, i)
                 if i not in done and seed in finished_runs:
                     run = results.run(finished_runs[seed])
@@ -309,37 +344,43 @@ class StudyRunner:
                     done[i] = (finished_runs[seed], run["status"] == "completed")
                 if i in done:
                     run = results.run(done[i][0])
-                    trial = Trial(i, point, seed, done[i][0], done[i][1], _value(run["best_valid"]),
-                                  _steps(run["steps_to_target"]))
-                else:
-                    trial_plan = self.base.with_hparams(point)
-                    summary = self.sweep.run_seed(conn, seed, trial_plan, StudyLink(recorder.study_id, "trial"))
-                    trial = Trial(i, point, seed, summary.run_id, summary.status == "completed",
-                                  summary.best_valid, summary.steps_to_target)
-                    recorder.record_trial(i, point, seed, summary.run_id, trial.feasible)
-                    self._clock.record()
-                trials.append(trial)
-                bar.update(int(trial.feasible))
-                best = select(trials, spec.select, self.base.workload.direction)
-                bar.set_postfix_str(f"best {self._fmt(best.best_valid if best else None)}")
-                tqdm.write(f"study {name}: {self._trial_line(trial, trials, best)}", file=sys.stdout)
-        return trials
+                    show(Trial(i, point, seed, done[i][0], done[i][1], _value(run["best_valid"]),
+                               _steps(run["steps_to_target"])))
+                    continue
+                running[seed] = i
+                return RunTask(self.base.with_hparams(point), seed, StudyLink(recorder.study_id, "trial"), point)
+            return None
+
+        def finished(task: RunTask, summary: RunSummary) -> None:
+            i = running.pop(task.seed)
+            assert task.point is not None
+            trial = Trial(i, task.point, task.seed, summary.run_id, summary.status == "completed",
+                          summary.best_valid, summary.steps_to_target)
+            recorder.record_trial(i, task.point, task.seed, summary.run_id, trial.feasible)
+            self._clock.record()
+            show(trial)
+
+        def queued() -> int:
+            return max(0, spec.trials - feasible() - len(running))
+
+        with bar, store.ResultsReader(self.options.results) as results:
+            self._execute(conn, next_task, finished, queued)
+        return [trials[i] for i in sorted(trials)]
 
     def _fmt(self, value: float | None) -> str:
         return format_metric(value, self.base.workload.metric)
 
-    def _trial_line(self, trial: Trial, trials: list[Trial], best: Trial | None) -> str:
+    def _trial_line(self, trial: Trial, trials: Mapping[int, Trial], best: Trial | None) -> str:
         """The study's progress after `trial`: its result, the feasible count, the best so far."""
         spec = self.spec
         return (f"trial {trial.index + 1} of at most {spec.max_trials_or_default}: "
                 f"{'feasible' if trial.feasible else 'infeasible (diverged)'}, best valid "
                 f"{self._fmt(trial.best_valid)} [{compact_pairs(trial.point)}]; feasible "
-                f"{sum(t.feasible for t in trials)}/{spec.trials}; best so far: trial "
+                f"{sum(t.feasible for t in trials.values())}/{spec.trials}; best so far: trial "
                 f"{best.index + 1 if best else '-'} {self._fmt(best.best_valid if best else None)}")
 
     def _confirm(self, conn: Any, recorder: store.StudyRecorder, trials: list[Trial], chosen: Trial | None
                  ) -> Confirmation | None:
-        assert self.sweep is not None
         spec, wl = self.spec, self.base.workload
         if chosen is None:
             recorder.update(status="exhausted", finished_at=time.time())
@@ -347,24 +388,30 @@ class StudyRunner:
         recorder.update(status="confirming", selected_trial=chosen.index)
         chosen_plan = self.base.with_hparams(chosen.point)
         done = recorder.finished_runs("confirmation")
-        summaries: list[RunSummary] = []
+        summaries: dict[int, RunSummary] = {}
         with store.ResultsReader(self.options.results) as results:
             for seed in range(spec.confirm_seeds):
                 if seed in done:
                     run = results.run(done[seed])
-                    summaries.append(RunSummary(done[seed], seed, run["status"], int(run["steps_done"]),
-                                                _steps(run["steps_to_target"]), _value(run["seconds_to_target"]),
-                                                _value(run["best_valid"]), _value(run["final_train"]),
-                                                float(run["train_seconds"] or 0.0), 0.0))
-                    continue
-                link = StudyLink(recorder.study_id, "confirmation")
-                summary = self.sweep.run_seed(conn, seed, chosen_plan, link)
-                self._clock.record()
-                summaries.append(summary)
-                tqdm.write(f"study {recorder.name}: confirmation {self.sweep.summary_line(summary, chosen_plan)}",
-                           file=sys.stdout)
+                    summaries[seed] = RunSummary(done[seed], seed, run["status"], int(run["steps_done"]),
+                                                 _steps(run["steps_to_target"]), _value(run["seconds_to_target"]),
+                                                 _value(run["best_valid"]), _value(run["final_train"]),
+                                                 float(run["train_seconds"] or 0.0), 0.0)
+        link = StudyLink(recorder.study_id, "confirmation")
+        to_run = collections.deque(seed for seed in range(spec.confirm_seeds) if seed not in done)
+
+        def next_task() -> RunTask | None:
+            return RunTask(chosen_plan, to_run.popleft(), link, chosen.point) if to_run else None
+
+        def finished(task: RunTask, summary: RunSummary) -> None:
+            self._clock.record()
+            summaries[task.seed] = summary
+            tqdm.write(f"study {recorder.name}: confirmation {summary_line(summary, chosen_plan)}",
+                       file=sys.stdout)
+
+        self._execute(conn, next_task, finished, lambda: len(to_run))
         recorder.update(status="done", finished_at=time.time())
-        return confirmation(summaries, wl.direction, wl.target)
+        return confirmation([summaries[seed] for seed in sorted(summaries)], wl.direction, wl.target)
 
 
 def _value(x: Any) -> float | None:
@@ -402,12 +449,19 @@ def score(outcomes: list[StudyOutcome]) -> float | None:
     return statistics.median(medians) if medians else None
 
 
-def run_studies(spec: StudySpec, options: RunOptions, command: str) -> list[StudyOutcome]:
-    """Validate everything, then run (or continue) the studies of `spec`."""
+def run_studies(spec: StudySpec, options: RunOptions, command: str, ray: RaySettings | None = None
+                ) -> list[StudyOutcome]:
+    """Validate everything, then run (or continue) the studies of `spec`: in this process, or on
+    the Ray cluster of `ray` (harness/ray_study.py)."""
     if os.path.isdir(options.results):
         raise UserError(f"results path {options.results} is a directory; pass a file such as "
                         f"{options.results}/results.db")
-    runner = StudyRunner(spec, options, command)
+    if ray is None:
+        runner = StudyRunner(spec, options, command)
+    else:
+        from harness.ray_study import RayStudyRunner  # imports Ray
+
+        runner = RayStudyRunner(spec, options, command, ray)
     outcomes = runner.run()
     if len(outcomes) > 1:
         value = score(outcomes)

@@ -86,9 +86,14 @@ def builtin_names() -> list[str]:
                   if os.path.isfile(os.path.join(SUBMISSIONS_DIR, d, "submission.py")))
 
 
+def is_path(name_or_path: str) -> bool:
+    """Whether `name_or_path` names a file or directory (else a built-in's name)."""
+    return os.sep in name_or_path or name_or_path.endswith(".py")
+
+
 def resolve_path(name_or_path: str) -> str:
     """A built-in name (submissions/<name>/submission.py), a .py file, or a directory holding one."""
-    if os.sep not in name_or_path and not name_or_path.endswith(".py"):
+    if not is_path(name_or_path):
         path = os.path.join(SUBMISSIONS_DIR, name_or_path, "submission.py")
         if os.path.isfile(path):
             return path

@@ -29,6 +29,27 @@ def test_each_eval_is_committed_and_visible_to_other_readers(tmp_path: str) -> N
     assert reader.execute("SELECT status, best_valid FROM runs").fetchall() == [("completed", 0.4)]
 
 
+def test_a_run_exported_from_one_database_is_imported_whole_into_another(tmp_path: str) -> None:
+    """What a Ray worker sends back and the driver writes (harness/ray_runner.py)."""
+    scratch, results = store.connect(f"{tmp_path}/scratch.db"), store.connect(f"{tmp_path}/results.db")
+    store.RunRecorder(results, **FIELDS).finish("completed")  # the results already hold run 1
+    rec = store.RunRecorder(scratch, **FIELDS)
+    rec.record_eval(5, 1.5, diagnostics=[(5, "ratio/a", 2.0), (5, "ratio/b", None)], valid_metric=0.4)
+    rec.record_eval(10, 3.0, valid_metric=0.5, test_metric=0.45)
+    rec.finish("completed", best_valid=0.5, steps_done=10, train_seconds=3.0)
+    run, evals, diagnostics = store.export_run(scratch, rec.run_id)
+    store.delete_run(scratch, rec.run_id)
+    assert [scratch.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("runs", "evals", "diagnostics")] \
+        == [0, 0, 0]
+    run_id = store.import_run(results, run, evals, diagnostics)
+    assert run_id == 2
+    assert store.export_run(results, run_id) == (run, evals, diagnostics)
+    assert run["status"] == "completed" and [e["step"] for e in evals] == [5, 10]
+    assert diagnostics == [(5, "ratio/a", 2.0), (5, "ratio/b", None)]
+    with pytest.raises(UserError, match="columns this results database lacks"):
+        store.import_run(results, {**run, "from_the_future": 1}, [], [])
+
+
 def test_old_database_gains_new_columns(tmp_path: str) -> None:
     db = f"{tmp_path}/old.db"
     old = sqlite3.connect(db)
