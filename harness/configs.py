@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import lr_scaling
+from harness import json_files, lr_scaling
 from harness.errors import UserError
 from harness.formatting import compact_hparams, compact_pairs
 from harness.hparams import TYPES, validate_hparams
@@ -50,13 +50,7 @@ class NamedConfig:
 def _read(path: str) -> NamedConfig:
     """The config file at `path`, its fields checked for their JSON types (UserError naming the
     file and the field or key): what the hparams mean for a submission is checked by load_config."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"config {path}: cannot parse: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"config {path}: cannot read it: {getattr(e, 'strerror', None) or e}") from None
+    raw = json_files.read(path, f"config {path}")
     if not isinstance(raw, dict) or not isinstance(raw.get("workload"), str):
         raise UserError(f"config {path} must be a JSON object with a \"workload\" name and \"hparams\"")
     unknown = set(raw) - FIELDS

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
+from harness import json_files
 from harness.errors import UserError
 from harness.hparams import validate_hparams
 
@@ -162,12 +163,5 @@ def load(path: str | None, submission: Any) -> SearchSpace:
             raise UserError(f"submission {submission.name} has no search_space.json; pass --search_space=FILE")
         return parse(submission.search_space, submission.defaults, submission.name,
                      f"of submission {submission.name}")
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except OSError as e:
-        raise UserError(f"cannot read --search_space={path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"--search_space={path}: cannot parse: {e.msg} at line {e.lineno} column "
-                        f"{e.colno}") from None
+    raw = json_files.read(path, f"--search_space={path}")
     return parse(raw, submission.defaults, submission.name, path)

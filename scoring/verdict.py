@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness import json_files
 from harness.errors import UserError
 from harness.formatting import format_metric, is_accuracy
 from harness.store import ResultsReader
@@ -81,13 +81,7 @@ def _require(mapping: Any, key: str, kind: type, where: str) -> Any:
 
 def load_spec(path: str) -> Spec:
     """The comparisons of a verdict file (module docstring); one-line UserErrors naming the place."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise UserError(f"cannot read verdict file {path}: {e.strerror}; pass --spec=FILE.json") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"verdict file {path} is not JSON ({e.msg}, line {e.lineno})") from None
+    data = json_files.read(path, f"verdict file {path}", "pass --spec=FILE.json")
     questions = []
     for i, q in enumerate(_require(data, "questions", list, path)):
         where = f"{path} question {i + 1}"

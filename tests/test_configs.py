@@ -245,7 +245,7 @@ def test_bad_config_file_is_one_line_naming_file_and_key(tmp_path: Path, content
 def test_unreadable_config_file_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "binary.json"
     path.write_bytes(b"\xff\xfe\x00{")
-    with pytest.raises(spec.UserError, match=f"^config {path}: cannot read it: "):
+    with pytest.raises(spec.UserError, match=f"^cannot read config {path}: "):
         configs.load_config(submissions.load("nesterov"), str(path))
 
 

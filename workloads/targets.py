@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from harness import json_files
 from harness.errors import UserError
 
 TARGETS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -40,12 +41,8 @@ def read_targets() -> dict[str, dict[str, Any]]:
     """workload -> its entry, as the file holds them now (no file: no entries)."""
     if not os.path.isfile(TARGETS_FILE):
         return {}
-    try:
-        with open(TARGETS_FILE) as f:
-            targets = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {TARGETS_FILE} ({e}): restore it with `git checkout "
-                        "reference_results/targets.json`") from None
+    targets = json_files.read(TARGETS_FILE, TARGETS_FILE, "restore it with `git checkout "
+                              "reference_results/targets.json`")
     if not isinstance(targets, dict):
         raise UserError(f"{TARGETS_FILE} holds no JSON object: restore it with `git checkout "
                         "reference_results/targets.json`")
