@@ -111,6 +111,15 @@ def test_nado_table6_configuration_b_and_lars() -> None:
     assert lars.knobs == {"label_smoothing": 0.1, "bn_momentum": 0.9, "bn_epsilon": 1e-5, "gamma0": 0.0}
 
 
+def test_lars_mlperf_eps_note_states_both_references() -> None:
+    """eps 0.0 (the TF1 reference's --lars_epsilon default, kept) and the TF2 reference's effective
+    1e-7 (`epsilon or backend_config.epsilon()` turns 0 into Keras' 1e-7): the note names both."""
+    text = notes("lars", "mlperf")
+    assert load("lars", "mlperf").hparams["eps"] == 0.0
+    assert "--lars_epsilon flag defaults to 0.0" in text
+    assert "epsilon or backend_config.epsilon()" in text and "1e-7" in text
+
+
 @pytest.mark.parametrize("submission, name, lr, wd", [
     ("nesterov", "table5", 1.173, 3.026e-4),
     ("lars", "table5_lars_momentum", 14.49, 1.708e-4),
