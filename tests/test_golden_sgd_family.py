@@ -1,0 +1,57 @@
+"""Golden tests of the SGD family (sgd, momentum, nesterov) against the numpy reference of
+tests/_golden_reference.py: heavy ball and Nesterov, L2 on weights only, mu in [0, 1).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from _golden_reference import (
+    BUDGET,
+    SGD_HP,
+    WEIGHT_LIKE,
+    assert_matches,
+    x64,  # noqa: F401  (autouse fixture: every test here in float64)
+)
+from _submission_helpers import (
+    assert_check_refuses,
+    context,
+    flatten,
+    load_submission,
+    nest,
+    random_params,
+)
+
+
+@pytest.mark.parametrize("name", ["nesterov", "momentum"])
+@pytest.mark.parametrize("p_warmup", [1.0, 2.0])
+def test_sgd_family(name: str, p_warmup: float) -> None:
+    assert_matches(name, {**SGD_HP, "p_warmup": p_warmup})
+
+
+@pytest.mark.parametrize("name", ["nesterov", "momentum", "sgd", "adagrad"])
+def test_l2_only_on_weights(name: str) -> None:
+    """With zero gradients only the L2 term moves anything: weights move, BN and biases must not."""
+    module, ctx = load_submission(name), context(BUDGET)
+    hp = {**module.DEFAULT_HPARAMS, **SGD_HP}
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    zeros = jax.tree.map(jnp.zeros_like, p)
+    updates, _ = module.update(zeros, module.init(p, hp, ctx), p, hp, ctx)
+    for k, u in flatten(updates).items():
+        assert bool(jnp.any(u != 0)) == WEIGHT_LIKE[k], k
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.0, True), (0.9, False), (0.9, True)])
+def test_sgd(momentum: float, nesterov: bool) -> None:
+    """mu = 0: plain SGD, w -= lr (g + lambda w) (the buffer holds g; nesterov changes nothing); mu > 0: heavy
+    ball or Nesterov. L2 (lambda = 0.05) on weights only, in the comparison with the reference."""
+    assert_matches("sgd", {**SGD_HP, "momentum": momentum, "nesterov": nesterov})
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov"])
+@pytest.mark.parametrize("momentum", [-0.1, 1.0])
+def test_sgd_family_momentum_outside_0_1_is_a_check_error(name: str, momentum: float) -> None:
+    """The shared check (the sgd submission's) takes mu in [0, 1) only; init checks first too."""
+    module = load_submission(name)
+    assert_check_refuses(module, {**module.DEFAULT_HPARAMS, "momentum": momentum}, "momentum", str(momentum))
