@@ -69,17 +69,23 @@ def np_schedule(hp: dict[str, Any], t: int, total: int = BUDGET) -> float:
     return final + (peak - final) * (1 - frac)
 
 
+def decayed(hp: dict, k: str) -> bool:
+    """Whether L2 / weight decay applies to parameter k: weight-like tensors only, or every tensor
+    with exclude_norm_and_bias False (Nado et al. Fig. 4 "L2 variables")."""
+    return WEIGHT_LIKE[k] or not hp.get("exclude_norm_and_bias", True)
+
+
 def norm(x: np.ndarray) -> float:
     return float(np.sqrt(np.sum(x * x)))
 
 
 def ref_sgd(hp: dict, nesterov: bool) -> Callable:
-    """g = grad + lambda w (weights only); mu = 0: -lr g; else v = mu v + g and -lr v (heavy ball)
-    or -lr (mu v + g) (Nesterov)."""
+    """g = grad + lambda w (weights only, or every tensor: `decayed`); mu = 0: -lr g; else
+    v = mu v + g and -lr v (heavy ball) or -lr (mu v + g) (Nesterov)."""
     def step(t: int, lr: float, w: dict, g: dict, s: dict) -> dict:
         mu, out = hp["momentum"], {}
         for k in w:
-            gk = g[k] + hp["weight_decay"] * w[k] if WEIGHT_LIKE[k] else g[k]
+            gk = g[k] + hp["weight_decay"] * w[k] if decayed(hp, k) else g[k]
             if mu == 0:
                 out[k] = -lr * gk
                 continue
@@ -129,7 +135,7 @@ def adam_direction(hp: dict, t: int, g: np.ndarray, s: dict, k: str,
 def ref_adamw(hp: dict) -> Callable:
     def step(t: int, lr: float, w: dict, g: dict, s: dict) -> dict:
         g = np_clip_by_global_norm(hp, g)
-        decay = {k: hp["weight_decay"] * w[k] if WEIGHT_LIKE[k] else 0.0 for k in w}
+        decay = {k: hp["weight_decay"] * w[k] if decayed(hp, k) else 0.0 for k in w}
         return {k: -lr * (adam_direction(hp, t, g[k], s, k) + decay[k]) for k in w}
     return step
 

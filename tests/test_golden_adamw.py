@@ -36,6 +36,15 @@ from _submission_helpers import (
 from submissions.lib import transforms
 
 
+def test_adamw_decay_on_all_variables() -> None:
+    """exclude_norm_and_bias=False (Nado et al. Fig. 4 "L2 variables"): the decoupled decay on BN
+    and bias too; with zero gradients only the decay moves anything, and it moves every tensor."""
+    assert_matches("adamw", {"weight_decay": 0.5, "exclude_norm_and_bias": False, "eps": 1e-3})
+    all_zero = tuple((t, k) for t in range(STEPS) for k in LAYOUT)
+    got = assert_matches("adamw", {"weight_decay": 0.5, "exclude_norm_and_bias": False}, zero_grads=all_zero)
+    assert all(bool(np.all(got[1][k] != 0)) for k in LAYOUT)
+
+
 @pytest.mark.parametrize("bias_correction", [True, False])
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "mlperf_polynomial"])
 def test_adamw(bias_correction: bool, schedule: str) -> None:

@@ -55,3 +55,17 @@ def test_sgd_family_momentum_outside_0_1_is_a_check_error(name: str, momentum: f
     """The shared check (the sgd submission's) takes mu in [0, 1) only; init checks first too."""
     module = load_submission(name)
     assert_check_refuses(module, {**module.DEFAULT_HPARAMS, "momentum": momentum}, "momentum", str(momentum))
+
+
+@pytest.mark.parametrize("name", ["nesterov", "momentum", "sgd"])
+def test_l2_on_all_variables(name: str) -> None:
+    """exclude_norm_and_bias=False (Nado et al. Fig. 4 "L2 variables", App. B): L2 on BN scales and
+    offsets and biases too, against the reference over 8 steps; with zero gradients every tensor
+    moves."""
+    hp = {**SGD_HP, "exclude_norm_and_bias": False, "momentum": 0.9}
+    assert_matches(name, hp)
+    module, ctx = load_submission(name), context(BUDGET)
+    hp = {**module.DEFAULT_HPARAMS, **hp}
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    updates, _ = module.update(jax.tree.map(jnp.zeros_like, p), module.init(p, hp, ctx), p, hp, ctx)
+    assert all(bool(jnp.all(u != 0)) for u in flatten(updates).values())

@@ -25,7 +25,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules, transforms, valid_ranges
+from submissions.lib import masks, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -59,7 +59,7 @@ VALID_RANGES: valid_ranges.Ranges = {
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
-    mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
+    mask = masks.from_hparams(hparams, ctx)
     if hparams["variant"] == "you2019":
         return transforms.lars_you2019(schedules.from_hparams(hparams, ctx), momentum=hparams["momentum"],
                                        weight_decay=hparams["weight_decay"], mask=mask)
