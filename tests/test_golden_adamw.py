@@ -14,6 +14,7 @@ import optax
 import pytest
 from _golden_reference import (
     ATOL,
+    BUDGET,
     RTOL,
     STEPS,
     WEIGHT_LIKE,
@@ -27,13 +28,15 @@ from _golden_reference import (
 from _submission_helpers import (
     LAYOUT,
     assert_check_refuses,
+    context,
     load_submission,
     nest,
     random_grads,
     random_params,
 )
 
-from submissions.lib import transforms
+from harness import spec
+from submissions.lib import schedules, transforms
 
 
 def test_adamw_decay_on_all_variables() -> None:
@@ -123,3 +126,22 @@ def test_adam_direction_with_bias_correction_equals_optax() -> None:
         (u1, s1), (u2, s2) = ours.update(g, s1, params), theirs.update(g, s2, params)
         for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2)):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_adamw_default_decay_mask_is_the_weight_mask_bit_for_bit() -> None:
+    """exclude_norm_and_bias defaults to True and gives, bit for bit, the transformation adamw built
+    before the option existed: transforms.adamw with mask spec.weight_mask."""
+    module, ctx = load_submission("adamw"), context(BUDGET)
+    hp = dict(module.DEFAULT_HPARAMS)
+    assert hp["exclude_norm_and_bias"] is True and hp["grad_clip_norm"] == 0.0
+    before = transforms.adamw(schedules.from_hparams(hp, ctx), b1=hp["b1"], b2=hp["b2"], eps=hp["eps"],
+                              weight_decay=hp["weight_decay"], mask=spec.weight_mask(ctx.param_types),
+                              bias_correction=hp["bias_correction"])
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    s_now, s_before = module.init(p, hp, ctx), before.init(p)
+    for g in random_grads(1, 4):
+        g = jax.tree.map(jnp.asarray, nest(g))
+        (u_now, s_now), (u_before, s_before) = module.update(g, s_now, p, hp, ctx), before.update(g, s_before, p)
+        for x, y in zip(jax.tree.leaves(u_now), jax.tree.leaves(u_before), strict=True):
+            np.testing.assert_array_equal(x, y)
+        p = jax.tree.map(lambda a, b: a + b, p, u_now)

@@ -1,11 +1,14 @@
 """Golden tests of the SGD family (sgd, momentum, nesterov) against the numpy reference of
-tests/_golden_reference.py: heavy ball and Nesterov, L2 on weights only, mu in [0, 1).
+tests/_golden_reference.py: heavy ball and Nesterov, L2 on weights only (or on every tensor,
+exclude_norm_and_bias=False), mu in [0, 1).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 from _golden_reference import (
     BUDGET,
@@ -20,8 +23,12 @@ from _submission_helpers import (
     flatten,
     load_submission,
     nest,
+    random_grads,
     random_params,
 )
+
+from harness import spec
+from submissions.lib import schedules
 
 
 @pytest.mark.parametrize("name", ["nesterov", "momentum"])
@@ -69,3 +76,22 @@ def test_l2_on_all_variables(name: str) -> None:
     p = jax.tree.map(jnp.asarray, nest(random_params(0)))
     updates, _ = module.update(jax.tree.map(jnp.zeros_like, p), module.init(p, hp, ctx), p, hp, ctx)
     assert all(bool(jnp.all(u != 0)) for u in flatten(updates).values())
+
+
+@pytest.mark.parametrize("name, nesterov", [("nesterov", True), ("momentum", False), ("sgd", False)])
+def test_default_l2_mask_is_the_weight_mask_bit_for_bit(name: str, nesterov: bool) -> None:
+    """exclude_norm_and_bias defaults to True and gives, bit for bit, the transformation the SGD
+    family built before the option existed: L2 masked to spec.weight_mask, then optax.sgd."""
+    module, ctx = load_submission(name), context(BUDGET)
+    hp = {**module.DEFAULT_HPARAMS, **SGD_HP, "momentum": 0.9}
+    assert hp["exclude_norm_and_bias"] is True
+    before = optax.chain(optax.add_decayed_weights(hp["weight_decay"], spec.weight_mask(ctx.param_types)),
+                         optax.sgd(schedules.from_hparams(hp, ctx), hp["momentum"], nesterov=nesterov))
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    s_now, s_before = module.init(p, hp, ctx), before.init(p)
+    for g in random_grads(1, 4):
+        g = jax.tree.map(jnp.asarray, nest(g))
+        (u_now, s_now), (u_before, s_before) = module.update(g, s_now, p, hp, ctx), before.update(g, s_before, p)
+        for x, y in zip(jax.tree.leaves(u_now), jax.tree.leaves(u_before), strict=True):
+            np.testing.assert_array_equal(x, y)
+        p = jax.tree.map(lambda a, b: a + b, p, u_now)
