@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from harness import audit
+from harness import audit, submission_sources
 from harness.errors import UserError
 from harness.hparams import check_defaults
 
@@ -56,16 +56,15 @@ class Submission:
 
 def source_files(sub: Submission) -> list[str]:
     """The files a submission's code comes from: its module(s) (both sides of a graft, and the
-    children a built-in graft module names), and every file of submissions/lib/ when any of them
-    is a built-in (built-ins import it). A user's module that imports other files of its own is
-    hashed by its own file only."""
-    files = {p for p in sub.path.split(GRAFT_SEP)}
+    children a built-in graft module names) and every module of the submissions package they
+    import, transitively (harness/submission_sources.py: only what it imports, so an edit of one
+    lib module changes the ids of the submissions that use it and no others)."""
+    files = set(sub.path.split(GRAFT_SEP))
     for child in sub.children or ():
         files.update(source_files(child))
-    lib = os.path.join(SUBMISSIONS_DIR, "lib")
-    if any(os.path.commonpath([f, SUBMISSIONS_DIR]) == SUBMISSIONS_DIR for f in files):
-        files.update(os.path.join(lib, f) for f in os.listdir(lib) if f.endswith(".py"))
-    return sorted(files)
+    if GRAFT_SEP in sub.path:  # grafted here (load_grafted) by the code of GRAFT_PROTOCOL
+        files.update(submission_sources.module_files(GRAFT_PROTOCOL, SUBMISSIONS_DIR))
+    return submission_sources.source_files(sorted(files), SUBMISSIONS_DIR)
 
 
 def source_hash(sub: Submission) -> str:
@@ -159,6 +158,8 @@ def _import(path: str) -> ModuleType:
 
 
 GRAFT_SEP = "#"
+#: The module that grafts two submissions loaded as M#D (load_grafted imports it).
+GRAFT_PROTOCOL = "submissions.lib.graft_protocol"
 
 
 def load(name_or_path: str) -> Submission:

@@ -3,7 +3,7 @@
 #   1. fashion_mnist_resnet: nesterov, lars (16 feasible trials, 50 seeds), adamw, lamb (16 trials, 20 seeds)
 #   2. pydocs_bert: adamw, lamb (8 trials, 10 seeds; their pydocs_bert configs fix eps and the rest)
 #   3. pydocs_bert grafting: sgd (8 trials, 10 seeds) and AdamW#SGD with M fixed at study 2's tuned AdamW
-#      and D plus the global learning rate (M.learning_rate) tuned (8 trials, 10 seeds)
+#      and D plus the global learning-rate scalar (lr_scale) tuned (8 trials, 10 seeds)
 #   4. fashion_mnist_lenet, the third workload of the performance profile: nesterov, lars, adamw, lamb
 #      (8 trials, 5 seeds each: a seed takes about 5 minutes here, 25 times a fashion_mnist_resnet step's
 #      cost per run, so the budget is smaller than study 1's, and equal across the four)

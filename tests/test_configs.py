@@ -23,8 +23,10 @@ CONFIG_FILES = sorted(REPO.glob("submissions/*/configs/*.json"))
 #: The configurations reproduced from the papers, and the tuned ones of the issue-15 studies
 #: (`<workload>_tuned`, checked against the studies' database in test_tuned_configs_published.py).
 EXPECTED = {
-    "nesterov": {"config_a", "config_b", "table5", "fashion_mnist_resnet_tuned"},
-    "lars": {"mlperf", "table5_lars_momentum", "table5_pure"},
+    "nesterov": {"config_a", "config_b", "table5", "nado_fig4_resnet_v1", "nado_fig4_bn_init",
+                 "nado_fig4_virtual_bn", "nado_fig4_l2_variables", "nado_table2_p_warmup_1",
+                 "fashion_mnist_resnet_tuned"},
+    "lars": {"mlperf", "table5_lars_momentum", "table5_pure", "nado_table2_p_warmup_2"},
     "adamw": {"table5_eps1e-8", "table5_eps1e-6", "nado_table8_32k", "nado_table8_65k_32k",
               "nado_table8_65k", "pydocs_bert", "pydocs_bert_adam", "pydocs_bert_tuned"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
@@ -110,6 +112,71 @@ def test_nado_table6_configuration_b_and_lars() -> None:
     assert (h["warmup_steps"], h["p_warmup"], h["p_decay"]) == (706, 1.0, 2.0)
     assert (h["trust_coefficient"], h["eps"], h["exclude_norm_and_bias"]) == (0.001, 0.0, True)
     assert lars.knobs == {"label_smoothing": 0.1, "bn_momentum": 0.9, "bn_epsilon": 1e-5, "gamma0": 0.0}
+
+
+def test_lars_mlperf_eps_note_states_both_references() -> None:
+    """eps 0.0 (the TF1 reference's --lars_epsilon default, kept) and the TF2 reference's effective
+    1e-7 (`epsilon or backend_config.epsilon()` turns 0 into Keras' 1e-7): the note names both."""
+    text = notes("lars", "mlperf")
+    assert load("lars", "mlperf").hparams["eps"] == 0.0
+    assert "--lars_epsilon flag defaults to 0.0" in text
+    assert "epsilon or backend_config.epsilon()" in text and "1e-7" in text
+
+
+def differences(a: configs.NamedConfig, b: configs.NamedConfig) -> dict[str, tuple]:
+    """{key: (a's value, b's value)} of the hparams and knobs where two configs differ (a key one of
+    them lacks counts with None)."""
+    out = {}
+    for x, y in ((a.hparams, b.hparams), (a.knobs, b.knobs)):
+        for key in set(x) | set(y):
+            if x.get(key) != y.get(key):
+                out[key] = (x.get(key), y.get(key))
+    return out
+
+
+@pytest.mark.parametrize("name, change", [
+    # Nado et al. Appendix B / Figure 4: "the same point as Base but with ..."
+    ("nado_fig4_resnet_v1", {"resnet_version": (None, 1.0)}),          # "ResNet version 1.0 instead of 1.5"
+    ("nado_fig4_bn_init", {"gamma0": (0.4138, 1.0)}),                  # "gamma_0 = 1.0 instead of 0.4138"
+    ("nado_fig4_virtual_bn", {"virtual_batch_size": (None, 256)}),     # "virtual batch size of 256 instead of 64"
+    ("nado_fig4_l2_variables", {"exclude_norm_and_bias": (None, False)}),  # "L2 ... applied to all variables"
+])
+def test_nado_fig4_ablations_change_one_thing_of_configuration_a(name: str, change: dict) -> None:
+    """Each ablation is Configuration A with the one change Appendix B names; the keys config_a
+    leaves to the defaults (None) are those defaults: ResNet v1.5, virtual batch 64, L2 on weights."""
+    import workloads
+
+    base, ablation = load("nesterov", "config_a"), load("nesterov", name)
+    assert ablation.workload == base.workload == "imagenet_resnet50"
+    assert differences(base, ablation) == change
+    defaults = workloads.get_workload("imagenet_resnet50").knobs
+    assert (defaults["resnet_version"], defaults["virtual_batch_size"]) == (1.5, 64)
+    assert submissions.load("nesterov").defaults["exclude_norm_and_bias"] is True
+
+
+def test_nado_fig4_bn_and_lr_tuning_is_configuration_b() -> None:
+    """Figure 4's "BN & LR tuning" is Configuration B: A with p_decay, t_warmup, eta_0, rho and
+    epsilon set to the LARS pipeline's values (Appendix B) -- and p_warmup 2, Table 6's B column,
+    which the ablation's sentence does not list."""
+    a, b, lars = load("nesterov", "config_a"), load("nesterov", "config_b"), load("lars", "mlperf")
+    assert set(differences(a, b)) == {"p_decay", "warmup_steps", "init_learning_rate", "bn_momentum",
+                                      "bn_epsilon", "p_warmup"}
+    for key in ("p_decay", "warmup_steps", "init_learning_rate"):
+        assert b.hparams[key] == lars.hparams[key], key
+    for key in ("bn_momentum", "bn_epsilon"):
+        assert b.knobs[key] == lars.knobs[key], key
+    assert b.hparams["p_warmup"] == 2.0
+
+
+@pytest.mark.parametrize("submission, name, base, p_warmup", [
+    ("nesterov", "nado_table2_p_warmup_1", "config_b", 1.0),  # Table 2: 75.79% (vs 75.92% at p = 2)
+    ("lars", "nado_table2_p_warmup_2", "mlperf", 2.0),        # Table 2: 75.69% (vs 75.97% at p = 1)
+])
+def test_nado_table2_sets_only_p_warmup(submission: str, name: str, base: str, p_warmup: float) -> None:
+    """Table 2: "after setting p_warmup without retuning other hyperparameters"; each column's
+    other cell is the published pipeline itself (Configuration B: p_warmup 2, LARS: 1)."""
+    published, variant = load(submission, base), load(submission, name)
+    assert differences(published, variant) == {"p_warmup": (3.0 - p_warmup, p_warmup)}
 
 
 @pytest.mark.parametrize("submission, name, lr, wd", [

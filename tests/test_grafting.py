@@ -129,7 +129,9 @@ def test_diagnostics_names_and_values() -> None:
 # --- golden: Adam#SGD vs an independent numpy implementation ------------------------------------
 
 
-def np_adam_graft_sgd(partition: str, steps: int = STEPS) -> list[dict]:
+def np_adam_graft_sgd(partition: str, steps: int = STEPS, lr_scale: float = 1.0) -> list[dict]:
+    """Algorithm 1 with Adam as M and heavy-ball SGD as D, each group's step c ||s_M|| / ||s_D|| s_D
+    (c = lr_scale, Agarwal et al. App. A.1.1's global learning-rate scalar; 0 where s_D = 0)."""
     lr_m, b1, b2, eps, lr_d, mu = 1e-2, 0.9, 0.999, 1e-8, 0.1, 0.9
     w = random_params(0)
     m = {k: np.zeros_like(v) for k, v in w.items()}
@@ -151,7 +153,7 @@ def np_adam_graft_sgd(partition: str, steps: int = STEPS) -> list[dict]:
             nm = np.sqrt(sum(np.sum(s_m[k] ** 2) for k in keys))
             nd = np.sqrt(sum(np.sum(s_d[k] ** 2) for k in keys))
             for k in keys:
-                w[k] = w[k] + (nm / nd * s_d[k] if nd > 0 else 0.0)
+                w[k] = w[k] + (lr_scale * nm / nd * s_d[k] if nd > 0 else 0.0)
         out.append({k: x.copy() for k, x in w.items()})
     return out
 
@@ -159,6 +161,29 @@ def np_adam_graft_sgd(partition: str, steps: int = STEPS) -> list[dict]:
 @pytest.mark.parametrize("partition", ["global", "layerwise", "param_type"])
 def test_golden_adam_graft_sgd(partition: str) -> None:
     assert_same(run(graft(adam(), sgd_m(0.1), partition)), np_adam_graft_sgd(partition), rtol=1e-6)
+
+
+@pytest.mark.parametrize("lr_scale", [0.5, 3.0])
+def test_golden_lr_scale(lr_scale: float) -> None:
+    """The global learning-rate scalar c scales every group's grafted step (Agarwal et al. App. A.1.1)."""
+    tx = grafting.graft(adam(), sgd_m(0.1), "layerwise", param_types(), lr_scale)
+    assert_same(run(tx), np_adam_graft_sgd("layerwise", lr_scale=lr_scale), rtol=1e-6)
+
+
+def test_lr_scale_one_is_bit_identical() -> None:
+    """lr_scale 1.0, a Python float or a traced scalar (as the harness passes numeric hparams), gives
+    the updates bit for bit of the graft without it; the recorded ratios never include it."""
+    without = run(graft(adam(), sgd_m(0.1)))
+    for one in (1.0, jnp.asarray(1.0)):
+        got = run(grafting.graft(adam(), sgd_m(0.1), "layerwise", param_types(), one))
+        for a, b in zip(got, without, strict=True):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
+    params = nest({k: jnp.asarray(v) for k, v in random_params(0).items()})
+    g = nest({k: jnp.asarray(v) for k, v in random_grads(1, 1)[0].items()})
+    ratios = [grafting.ratios_by_group(grafting.graft(adam(), sgd_m(0.1), "global", None, c).update(
+        g, grafting.graft(adam(), sgd_m(0.1), "global", None, c).init(params), params)[1]) for c in (1.0, 4.0)]
+    assert ratios[0] == ratios[1]
 
 
 # --- submissions: the built-ins, the M#D loader, sgd_corrected ---------------------------------
@@ -193,6 +218,26 @@ def test_loader_graft_of_a_graft_nests_prefixes() -> None:
     assert sub.name == "adamw#sgd#adagrad"
     assert "M.M.learning_rate" in sub.defaults and "M.partition" in sub.defaults
     assert "D.initial_accumulator_value" in sub.defaults
+
+
+@pytest.mark.parametrize("name", ["adam_graft_sgd", "lamb_graft_sgd", "sgd_graft_adagrad", "adamw#sgd"])
+def test_graft_lr_scale_hparam(name: str) -> None:
+    """Every graft has lr_scale (default 1.0, range [0, inf)); the first update at lr_scale 2.5 is
+    2.5 times the default's."""
+    from submissions.lib import valid_ranges
+
+    sub, ctx = loader.load(name), context(100)
+    assert sub.defaults["lr_scale"] == 1.0
+    params = nest({k: jnp.asarray(v) for k, v in random_params(0).items()})
+    g = nest({k: jnp.asarray(v) for k, v in random_grads(1, 1)[0].items()})
+    step = {c: sub.update(g, sub.init(params, {**sub.defaults, "lr_scale": c}, ctx), params,
+                          {**sub.defaults, "lr_scale": c}, ctx)[0] for c in (1.0, 2.5)}
+    for a, b in zip(jax.tree.leaves(step[2.5]), jax.tree.leaves(step[1.0]), strict=True):
+        np.testing.assert_allclose(a, 2.5 * b, rtol=1e-12, atol=0)
+    assert sub.check_hparams is not None
+    outside = r"^submission \S+#\S+: hparam lr_scale = -1.0 is outside \[0, inf\)"
+    with pytest.raises(valid_ranges.OutOfRange, match=outside):
+        sub.check_hparams({**sub.defaults, "lr_scale": -1.0}, ctx)
 
 
 def test_builtin_grafted_submissions_run() -> None:

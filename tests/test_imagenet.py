@@ -172,11 +172,12 @@ def test_workload_numbers_match_the_papers():
     assert wl.eval_every_steps == 4 * 2512 // 64 == 157 and 2512 // 157 == 16 and 2512 % 157 == 0
     assert abs(157 * 32768 / 1_281_167 - 4) < 0.02  # ~4 true epochs of the 1,281,167 images
     assert [(p.steps, p.global_batch_size) for p in wl.phases] == [(2512, 32768)]
-    assert wl.knobs == {"label_smoothing": 0.1, "bn_momentum": 0.9, "bn_epsilon": 1e-5, "gamma0": 0.0}
+    assert wl.knobs == {"label_smoothing": 0.1, "bn_momentum": 0.9, "bn_epsilon": 1e-5, "gamma0": 0.0,
+                        "resnet_version": 1.5, "virtual_batch_size": 64}
     # Nado Config A (Table 6) lies inside the allowed ranges.
     config_a = {"label_smoothing": 0.15, "bn_momentum": 0.94, "bn_epsilon": 4e-6, "gamma0": 0.4138}
-    assert validate_knobs(wl.KNOBS, config_a, wl.name) == config_a
-    assert get_workload("imagenet_resnet50", config_a).knobs == config_a
+    assert validate_knobs(wl.KNOBS, config_a, wl.name) == {**wl.knobs, **config_a}
+    assert get_workload("imagenet_resnet50", config_a).knobs == {**wl.knobs, **config_a}
     with pytest.raises(UserError, match="outside its allowed range"):
         get_workload("imagenet_resnet50", {"bn_momentum": 0.1})
 
@@ -211,7 +212,8 @@ def test_one_step_and_eval_through_the_harness(prepared, tmp_path):
     # Real ResNet-50; global batch 8 in two ghost-BN micro-batches of 4. Images of 64x64 instead of
     # 224x224 (same parameters: global average pooling): at 224 this test took ~100 s on 2 CPU cores
     # (eager init ~20 s, compile ~35 s, step and 5 eval batches ~15 s), at 64 about half of that.
-    workload = ImagenetResNet50(global_batch_size=8, micro_batch_size=4, eval_batch_size=8, image_size=64)
+    workload = ImagenetResNet50({"virtual_batch_size": 4}, global_batch_size=8, eval_batch_size=8,
+                                image_size=64)
     path = str(tmp_path / "r.db")
     sweep = Sweep(plan.build(workload, "nesterov", budget=1),
                   RunOptions(results=path, data_dir=root, progress=False))

@@ -50,7 +50,8 @@ def test_an_edited_submission_is_another_row(tmp_path: str) -> None:
     with open(path, "w") as f:
         f.write(code.replace("-hparams", "-2 * hparams"))
     assert plan.build("fashion_mnist_lenet", path).config_id != before.config_id
-    # a built-in's row covers its module, submissions/lib/ and, for a graft, both children
+    # a built-in's row covers its module, the submissions modules it imports (transitively) and,
+    # for a graft, both children (tests/test_submission_sources.py)
     from harness import submission_loader
 
     files = submission_loader.source_files(submission_loader.load("adam_graft_sgd"))

@@ -237,3 +237,60 @@ def test_the_cpu_experiment_is_the_grafting_script() -> None:
                  "--submission=adam_graft_sgd --config=pydocs_bert --diagnostics_every=1",
                  "-m scoring discover-schedule", "--submission=sgd_corrected"):
         assert step in script, step
+
+
+# --- Table 3 and Tables 11-13 as the search-space files of bert_large_32k ---------------------------
+
+
+def table3_range(numbers: pd.DataFrame, column: str) -> tuple[float, float]:
+    """(search_min, search_max) of Table 3's row for `column` (η, 1 − β1, 1 − β2, λ)."""
+    rows = numbers[(numbers["table"] == "Table 3") & (numbers["column"] == column)]
+    by = dict(zip(rows["quantity"], rows["value"].astype(float)))
+    return by["search_min"], by["search_max"]
+
+
+def space(submission: str) -> dict:
+    import json
+
+    with open(os.path.join(REPO, "submissions", submission, "search_spaces", "bert_large_32k.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("submission, prefix", [("adamw", ""), ("sgd", ""), ("adam_graft_sgd", "D.")])
+def test_bert_large_32k_search_spaces_are_table_3(numbers: pd.DataFrame, submission: str, prefix: str) -> None:
+    """Each range of the 32K search spaces is Table 3's (η, 1 − β1 as b1 / momentum points spanning
+    [min, max], 1 − β2, λ), p is 1 at 32K (Sec. A.1.1 and every trial of Tables 11-13), and Adam's
+    epsilon is Sec. A.1.1's 1e-11."""
+    s = space(submission)
+    lam = s[prefix + "weight_decay"]
+    assert (lam["min"], lam["max"], lam["scaling"]) == (*table3_range(numbers, "λ"), "log")
+    momentum = {"adamw": "b1", "sgd": "momentum", "adam_graft_sgd": "D.momentum"}[submission]
+    one_minus = sorted(round(1 - b, 12) for b in s[momentum]["feasible_points"])
+    assert (one_minus[0], one_minus[-1]) == table3_range(numbers, "1 − β1")
+    if submission == "adamw":
+        one_minus_b2 = sorted(round(1 - b, 12) for b in s["b2"]["feasible_points"])
+        assert (one_minus_b2[0], one_minus_b2[-1]) == table3_range(numbers, "1 − β2")
+        assert s["eps"]["feasible_points"] == [value_of(numbers, "Section A.1.1", "Adam (BERT)", "ϵ")]
+    if submission != "adam_graft_sgd":
+        eta = s["learning_rate"]
+        assert (eta["min"], eta["max"], eta["scaling"]) == (*table3_range(numbers, "η"), "log")
+        assert s["p_warmup"]["feasible_points"] == s["p_decay"]["feasible_points"] == [1.0]
+        table = {"adamw": "Table 11", "sgd": "Table 12"}[submission]
+        powers = numbers[(numbers["table"] == table) & (numbers["column"] == "Poly Power (p)")]["value"]
+        assert set(powers.astype(float)) == {1.0}
+
+
+def test_graft_lr_scale_range_is_table_3_eta_over_adams_optimum(numbers: pd.DataFrame) -> None:
+    """The graft's scalar c = eta / eta_M over Table 3's eta range, eta_M Table 11's best Adam rate
+    (the M fixed 'to the optimal ones found'); Table 13's trial rates lie inside."""
+    accuracy = "Masked LM Accuracy (as fraction)"
+    t11 = numbers[numbers["table"] == "Table 11"]
+    best = t11[t11["column"] == accuracy].sort_values("value", key=lambda v: v.astype(float))["row"].iloc[-1]
+    eta_m = value_of(numbers, "Table 11", best, "Learning Rate")
+    assert eta_m == 0.000594
+    low, high = table3_range(numbers, "η")
+    c = space("adam_graft_sgd")["lr_scale"]
+    assert c["min"] == pytest.approx(low / eta_m, rel=1e-3) and c["max"] == pytest.approx(high / eta_m, rel=1e-3)
+    t13 = numbers[numbers["table"] == "Table 13"]
+    rates = t13[t13["column"] == "Learning Rate"]["value"].astype(float)
+    assert c["min"] <= rates.min() / eta_m and rates.max() / eta_m <= c["max"]

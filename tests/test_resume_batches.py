@@ -253,6 +253,6 @@ def test_imagenet_resumes_at_any_step(tmp_path_factory: pytest.TempPathFactory) 
     root = write_manual_dir(str(tmp_path_factory.mktemp("imagenet_resume")), per_class=8, num_val=4)
     with contextlib.redirect_stdout(io.StringIO()):
         data = imagenet.load(root)
-    wl = ImagenetResNet50(global_batch_size=8, micro_batch_size=8, eval_batch_size=4, image_size=32)
+    wl = ImagenetResNet50({"virtual_batch_size": 8}, global_batch_size=8, eval_batch_size=4, image_size=32)
     ref = check_starts(lambda s: wl.train_batches(data, 4, start=s), (0, 1, 3, 5), after=2)
     assert differ(ref[0], ref[3])

@@ -133,4 +133,4 @@ def test_the_graft_space_is_one_of_adamw_hash_sgd() -> None:
     path = REPO / "submissions" / "adam_graft_sgd" / "search_spaces" / "pydocs_bert.json"
     sub = submission_loader.load("adamw#sgd")
     s = parse(json.loads(path.read_text()), sub.defaults, sub.name, str(path))
-    assert set(s.names) == {"M.learning_rate", "D.momentum", "D.weight_decay"}
+    assert set(s.names) == {"lr_scale", "D.momentum", "D.weight_decay"}

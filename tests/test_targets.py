@@ -91,7 +91,8 @@ def test_missing_or_corrupt_file(targets_file: str) -> None:
     assert targets.fingerprint_warning("pydocs_bert", "abcd") is None
     with open(targets_file, "w") as f:
         f.write("{not json")
-    with pytest.raises(UserError, match="cannot parse .*targets.json: .* line 1 column 2; restore it with `git checkout"):
+    with pytest.raises(UserError, match="cannot parse .*targets.json: .* line 1 column 2; restore it with `git "
+                                        "checkout"):
         targets.read_targets()
     with open(targets_file, "w") as f:
         f.write("[]")

@@ -12,6 +12,13 @@ Evaluation every 4 MLPerf epochs: 2,512 steps / 64 epochs = 39.25 steps per epoc
 (16 evaluations in the 2,512-step budget, the last one at the budget). One true epoch is
 1,281,167 / 32,768 = 39.1 steps.
 
+Model: ResNet-50 v1.5 whose strided convolutions pad as the MLPerf / TF reference's
+conv2d_fixed_padding (pad k - 1 split as (k - 1) // 2 before, the rest after, then VALID;
+workloads/models/layers.fixed_padding), not SAME. Knobs beyond the MLPerf pipeline's four, for
+Nado et al. Fig. 4's ablations of Configuration A: `resnet_version` 1.0 (the stride in the first
+1x1 convolution of each bottleneck, He et al. 2016) and `virtual_batch_size` (the ghost batch-norm
+span, also the gradient-accumulation micro-batch; 64 as MLPerf, 256 in the ablation).
+
 Splits (workloads/data/imagenet.py): training on the full official train split; 'validation' = the
 official 50,000 validation images (the target is measured there); 'test' = the last 10,000 images of
 the train split with the eval preprocessing, a train-distribution accuracy (they are also trained on;
@@ -25,7 +32,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from harness.spec import Batch, BatchScaling, Knob
+from harness.spec import Batch, BatchScaling, Knob, UserError
 from workloads.data import imagenet as imagenet_data
 from workloads.image_classification import ImageClassificationWorkload
 from workloads.models.resnet import ResNet
@@ -44,7 +51,13 @@ _KNOBS: tuple[Knob, ...] = (
     Knob("bn_epsilon", 1e-5, 1e-8, 1e-1, "batch-norm ε (MLPerf 1e-5, Nado Config A 4e-6)"),
     Knob("gamma0", 0.0, 0.0, 2.0, "initial scale of the last BN of each residual block (MLPerf 0, "
          "Nado Config A/B 0.4138)"),
+    Knob("resnet_version", 1.5, 1.0, 1.5, "ResNet v1.5 (stride in the bottleneck's 3x3, MLPerf) or 1.0 "
+         "(stride in its first 1x1, He et al. 2016; Nado Fig. 4 'ResNet v1.0')"),
+    Knob("virtual_batch_size", 64, 1, 32768, "examples per ghost (virtual) batch norm, the micro-batch "
+         "(MLPerf 64; Nado Fig. 4 'virtual batch norm 256'); divides the global batch"),
 )
+#: The ResNet versions the `resnet_version` knob takes: v1.5 has the stride in the 3x3 convolution.
+RESNET_VERSIONS = {1.0: False, 1.5: True}  # version -> stride_in_3x3
 
 
 class ImagenetResNet50(ImageClassificationWorkload):
@@ -52,7 +65,8 @@ class ImagenetResNet50(ImageClassificationWorkload):
 
     Data comes from a tf.data pipeline on the host (workloads/data/imagenet.py) instead of device
     arrays; the loss (label smoothing), eval sums and init are the base class's. Tests may shrink the
-    batch sizes and the image size through the keyword arguments; the network is always ResNet-50.
+    batch sizes and the image size through the keyword arguments (the micro-batch through the knob
+    `virtual_batch_size`); the network is always ResNet-50.
     """
 
     name = "imagenet_resnet50"
@@ -64,23 +78,32 @@ class ImagenetResNet50(ImageClassificationWorkload):
     KNOBS = _KNOBS
 
     def __init__(self, knobs: Mapping[str, Any] | None = None, *, global_batch_size: int = 32768,
-                 micro_batch_size: int = 64, eval_batch_size: int = 1000,
-                 image_size: int = imagenet_data.IMAGE_SIZE) -> None:
-        if global_batch_size % micro_batch_size:
-            raise ValueError(f"global batch {global_batch_size} is not a multiple of the micro-batch "
-                             f"{micro_batch_size}")
+                 eval_batch_size: int = 1000, image_size: int = imagenet_data.IMAGE_SIZE) -> None:
         self.global_batch_size = global_batch_size
-        self.micro_batch_size = micro_batch_size  # the ghost batch-norm span
         self.eval_batch_size = eval_batch_size
         self.image_size = image_size
         self.input_shape = (image_size, image_size, 3)
         super().__init__(knobs)
 
+    @property
+    def micro_batch_size(self) -> int:  # type: ignore[override]
+        """The ghost batch-norm span and gradient-accumulation unit: knob `virtual_batch_size`."""
+        return int(self.knobs["virtual_batch_size"])
+
     def build_model(self) -> nn.Module:
+        """ResNet-50 of the knobs, checked first (UserError): `resnet_version` 1.0 or 1.5, and a
+        whole `virtual_batch_size` that divides the global batch."""
+        version, virtual = self.knobs["resnet_version"], self.knobs["virtual_batch_size"]
+        if version not in RESNET_VERSIONS:
+            raise UserError(f"knob 'resnet_version'={version:g} for workload {self.name}: pass 1.0 or 1.5")
+        if not float(virtual).is_integer() or self.global_batch_size % int(virtual):
+            raise UserError(f"knob 'virtual_batch_size'={virtual:g} for workload {self.name} must be a whole "
+                            f"number that divides the global batch {self.global_batch_size}; pass e.g. 64 or 256")
         return ResNet(num_classes=self.num_classes, stage_sizes=(3, 4, 6, 3), widths=(64, 128, 256, 512),
                       expansion=4, stem_features=64, stem_kernel=7, stem_stride=2, stem_pool=True,
                       bn_momentum=self.knobs["bn_momentum"], bn_epsilon=self.knobs["bn_epsilon"],
-                      gamma0=self.knobs["gamma0"])
+                      gamma0=self.knobs["gamma0"], strided_padding="fixed",
+                      stride_in_3x3=RESNET_VERSIONS[version])
 
     # --- data: tf.data on the host ----------------------------------------------------------
     def load_data(self, data_dir: str | None) -> imagenet_data.ImagenetData:

@@ -5,7 +5,10 @@ r"""AdamW: Adam with decoupled weight decay on weight-like parameters (Loshchilo
     m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2
     m^  = m_t / (1 - b1^t),            v^  = v_t / (1 - b2^t)     (if bias_correction)
     w_{t+1} = w_t - eta_t * (m^ / (sqrt(v^) + eps) + lambda * w_t)   (lambda term: weights only,
-                                                                     not BN/LN scales or biases)
+                                                                     not BN/LN scales or biases;
+                                                                     every tensor with
+                                                                     exclude_norm_and_bias=False,
+                                                                     submissions/lib/masks.py)
 
 bias_correction=False gives the BERT AdamWeightDecay update that Nado et al. 2021 (Sec. 3) point
 out is missing the correction (submissions/bert_adamw is that optimizer with its clipping and
@@ -26,7 +29,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import clipping, protocol, schedules, transforms, valid_ranges
+from submissions.lib import clipping, masks, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -35,6 +38,7 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "b2": 0.999,
     "eps": 1e-8,
     "weight_decay": 0.1,
+    "exclude_norm_and_bias": True,  # False: decay every tensor (Nado et al. Fig. 4 "L2 variables")
     "bias_correction": True,
     "grad_clip_norm": 0.0,  # 0: no clipping; > 0: clip the gradient's global norm to this value
     "schedule": "cosine",
@@ -61,7 +65,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
     return clipping.clipped(hparams, transforms.adamw(
         schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"],
         eps=hparams["eps"], weight_decay=hparams["weight_decay"],
-        mask=spec.weight_mask(ctx.param_types), bias_correction=hparams["bias_correction"]))
+        mask=masks.from_hparams(hparams, ctx), bias_correction=hparams["bias_correction"]))
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:

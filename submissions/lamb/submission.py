@@ -31,7 +31,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import clipping, protocol, schedules, transforms, valid_ranges
+from submissions.lib import clipping, masks, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -64,7 +64,7 @@ VALID_RANGES: valid_ranges.Ranges = {
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
-    mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
+    mask = masks.from_hparams(hparams, ctx)
     return clipping.clipped(hparams, transforms.lamb(
         schedules.from_hparams(hparams, ctx), b1=hparams["b1"], b2=hparams["b2"],
         eps=hparams["eps"], weight_decay=hparams["weight_decay"], mask=mask,

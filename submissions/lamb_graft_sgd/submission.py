@@ -18,7 +18,8 @@ _GRAFTED = graft_protocol.combine(graft_protocol.child_from_module(_m, "lamb"),
                                   graft_protocol.child_from_module(_d, "sgd"))
 
 #: Namespaced: "M.<hparam>" (lamb, fixed at its tuned defaults), "D.<hparam>" (sgd, the ones to
-#: tune, see search_space.json) and "partition" (global | layerwise | param_type).
+#: tune, see search_space.json), "partition" (global | layerwise | param_type) and "lr_scale" (the
+#: global learning-rate scalar Agarwal et al. App. A.1.1 tuned, 1.0: none).
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {**_GRAFTED.defaults,
                                                     "D.momentum": 0.9}
 
@@ -28,7 +29,8 @@ GRAFT_CHILDREN = _GRAFTED.children
 #: Each child's STATIC_HPARAMS under its prefix (harness/spec.py: floats that change the program).
 STATIC_HPARAMS: frozenset[str] = _GRAFTED.static_hparams
 
-#: Each child's VALID_RANGES under its prefix (check_hparams checks them through the children).
+#: Each child's VALID_RANGES under its prefix (check_hparams checks them through the children) and
+#: the graft's own lr_scale (graft_protocol.GRAFT_RANGES).
 VALID_RANGES = graft_protocol.namespaced_ranges(_m.VALID_RANGES, _d.VALID_RANGES)
 
 init, update, next_phase, check_hparams, diagnostics = (

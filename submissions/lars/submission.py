@@ -9,6 +9,15 @@ exclude_norm_and_bias=False applies LARS to every tensor ("LARS/LARS" in Nado et
 lr_t: MLPerf polynomial schedule with p_warmup = 1. Not optax.lars (it divides by ||g + lambda w||).
 warmup_steps >= 0 sets the warmup in steps (Nado et al. Table 6: 638 / 706), else
 warmup_fraction of the schedule's span; restart_per_phase: see protocol.from_optax.
+
+variant = "mlperf" (the default) is the rule above. variant = "you2019" is You et al. 2019 (the
+LAMB paper) Algorithm 1, phi(z) = z (transforms.lars_you2019): the trust ratio on the momentum,
+the learning rate outside it, an EMA momentum, no eta and no eps::
+
+    m_{t+1} = m * m_t + (1 - m) * (g + lambda * w),   w_{t+1} = w_t - lr_t * ||w|| / ||m_{t+1}|| * m_{t+1}
+
+(on BN/bias with exclude_norm_and_bias: m_{t+1} = m * m_t + (1 - m) * g, w_{t+1} = w_t - lr_t * m_{t+1});
+trust_coefficient and eps are then unused.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules, transforms, valid_ranges
+from submissions.lib import masks, protocol, schedules, transforms, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -27,7 +36,12 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "eps": 0.0,
     "exclude_norm_and_bias": True,
     "warmup_fraction": 0.2,
+    "variant": "mlperf",  # or "you2019" (module docstring)
 }
+
+#: The update rules of `variant`: MLPerf's (momentum on the trust-scaled gradient), You et al. 2019's
+#: Algorithm 1 (trust ratio on the momentum).
+VARIANTS = ("mlperf", "you2019")
 
 #: No float changes the program.
 STATIC_HPARAMS: frozenset[str] = frozenset()
@@ -45,7 +59,10 @@ VALID_RANGES: valid_ranges.Ranges = {
 
 def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
     """The optax transformation of the docstring's update rule."""
-    mask = spec.weight_mask(ctx.param_types) if hparams["exclude_norm_and_bias"] else True
+    mask = masks.from_hparams(hparams, ctx)
+    if hparams["variant"] == "you2019":
+        return transforms.lars_you2019(schedules.from_hparams(hparams, ctx), momentum=hparams["momentum"],
+                                       weight_decay=hparams["weight_decay"], mask=mask)
     return transforms.lars(
         schedules.from_hparams(hparams, ctx), momentum=hparams["momentum"],
         weight_decay=hparams["weight_decay"], trust_coefficient=hparams["trust_coefficient"],
@@ -53,7 +70,10 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.Gradi
 
 
 def check(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
-    """spec.UserError (one line) for a bad schedule (schedules.check)."""
+    """spec.UserError (one line) for an unknown variant or a bad schedule (schedules.check)."""
+    if hparams["variant"] not in VARIANTS:
+        raise spec.UserError(f"submission lars: unknown variant {hparams['variant']!r}; pass variant="
+                             f"{' or '.join(VARIANTS)}")
     schedules.check(hparams, ctx)
 
 

@@ -8,8 +8,10 @@ GradientTransformation for its own hyperparameters and ``ctx``, then grafted wit
     update^rho = ||s_M^rho|| / ||s_D^rho|| * s_D^rho         (0 where s_D^rho = 0)
 
 Hyperparameters are namespaced: ``"M.<name>"`` goes to M, ``"D.<name>"`` to D, and ``partition``
-(``global`` | ``layerwise`` | ``param_type``, default ``layerwise``) is the grafting's own. The
-defaults are each child's DEFAULT_HPARAMS under its prefix. Nesting works: in (A#B)#C, A's
+(``global`` | ``layerwise`` | ``param_type``, default ``layerwise``) and ``lr_scale`` (the global
+learning-rate scalar c of Agarwal et al. App. A.1.1, default 1.0: update^rho = c ||s_M^rho|| /
+||s_D^rho|| s_D^rho) are the grafting's own. The defaults are each child's DEFAULT_HPARAMS under
+its prefix, and the graft's (GRAFT_DEFAULTS). Nesting works: in (A#B)#C, A's
 learning rate is ``M.M.learning_rate``. So are the static hyperparameters (each child's
 STATIC_HPARAMS under its prefix; ``partition`` is a string, static anyway), the valid ranges
 (each child's VALID_RANGES under its prefix, ``namespaced_ranges``) and the checks (each child's
@@ -31,6 +33,10 @@ from submissions.lib import grafting, protocol, valid_ranges
 
 PREFIX_M, PREFIX_D, SEP = "M", "D", "."
 DEFAULT_PARTITION = "layerwise"
+#: The graft's own numeric hyperparameters (no prefix): the global learning-rate scalar, 1 = none.
+GRAFT_DEFAULTS: dict[str, float] = {"lr_scale": 1.0}
+#: Their valid ranges (submissions/lib/valid_ranges.py).
+GRAFT_RANGES: dict[str, valid_ranges.Range] = {"lr_scale": valid_ranges.LEARNING_RATE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Grafted:
     diagnostics: Callable[[Any], dict[str, jax.Array]]
     children: tuple[str, str]  # the names of M and D
     static_hparams: frozenset[str]  # "M.<name>" / "D.<name>" for each child's STATIC_HPARAMS
-    check_hparams: protocol.Check  # each child's check on its own hparams, then the partition
+    check_hparams: protocol.Check  # GRAFT_RANGES, each child's check on its own hparams, the partition
 
 
 def child_from_module(module: Any, name: str) -> Child:
@@ -72,10 +78,11 @@ def child_from_module(module: Any, name: str) -> Child:
 
 def namespaced(defaults_m: Mapping[str, Any], defaults_d: Mapping[str, Any],
                partition: str = DEFAULT_PARTITION) -> dict[str, Any]:
-    """{"M.k": ..., "D.k": ..., "partition": ...} from the children's defaults."""
-    out = {f"{PREFIX_M}{SEP}{k}": v for k, v in defaults_m.items()}
+    """{"M.k": ..., "D.k": ..., "partition": ..., "lr_scale": 1.0} from the children's defaults."""
+    out: dict[str, Any] = {f"{PREFIX_M}{SEP}{k}": v for k, v in defaults_m.items()}
     out.update({f"{PREFIX_D}{SEP}{k}": v for k, v in defaults_d.items()})
     out["partition"] = partition
+    out.update(GRAFT_DEFAULTS)
     return out
 
 
@@ -86,10 +93,11 @@ def namespaced_static(static_m: frozenset[str], static_d: frozenset[str]) -> fro
 
 def namespaced_ranges(ranges_m: valid_ranges.Ranges, ranges_d: valid_ranges.Ranges
                       ) -> dict[str, valid_ranges.Range]:
-    """{"M.k": range, ..., "D.k": range, ...} from the children's VALID_RANGES (what the graft's
-    check_hparams enforces through the children's own checks)."""
+    """{"M.k": range, ..., "D.k": range, ..., "lr_scale": range} from the children's VALID_RANGES
+    (what the graft's check_hparams enforces through the children's own checks) and GRAFT_RANGES."""
     out = {f"{PREFIX_M}{SEP}{k}": v for k, v in ranges_m.items()}
     out.update({f"{PREFIX_D}{SEP}{k}": v for k, v in ranges_d.items()})
+    out.update(GRAFT_RANGES)
     return out
 
 
@@ -115,11 +123,11 @@ def combine(m: Child, d: Child) -> Grafted:
     def build(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> optax.GradientTransformation:
         hm, hd = split(hparams)
         return grafting.graft(as_optax(m, hm, ctx), as_optax(d, hd, ctx), hparams["partition"],
-                              ctx.param_types)
+                              ctx.param_types, hparams["lr_scale"])
 
     name = f"{m.name}#{d.name}"
 
-    def check_hparams(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
+    def check_children(hparams: spec.Hparams, ctx: spec.SubmissionContext) -> None:
         """Each child's check_hparams on its own hparams (a value outside a child's valid range
         named as the graft's, with the prefix), then the partition's name (UserError)."""
         hm, hd = split(hparams)
@@ -132,8 +140,8 @@ def combine(m: Child, d: Child) -> Grafted:
                 raise valid_ranges.OutOfRange(e.violation.within(name, prefix + SEP)) from None
         grafting.group_fn(hparams["partition"])
 
-    # The graft's own ranges are its children's, checked by check_hparams through them.
-    init, update, _, _ = protocol.from_optax(build, check_hparams, name, {})
+    # The children's ranges are checked by check_hparams through them; GRAFT_RANGES here.
+    init, update, _, check_hparams = protocol.from_optax(build, check_children, name, GRAFT_RANGES)
 
     def next_phase(state: grafting.GraftState, params: spec.Params, hparams: spec.Hparams,
                    ctx: spec.SubmissionContext) -> grafting.GraftState:

@@ -11,6 +11,9 @@ Algorithm 1 (grafted meta-optimizer M#D)::
             (or, if s_D^rho = 0:  w_{t+1}^rho <- w_t^rho)
         output w_{t+1}
 
+With a global learning-rate scalar c (``lr_scale``, 1 by default; Agarwal et al. App. A.1.1: "The
+overall learning rate scalar was also tuned") every group's step is c ||s_M^rho|| / ||s_D^rho|| s_D^rho.
+
 Norms are Euclidean over all coordinates of the group. Zero-D guard: a group whose D step is
 exactly zero gets a zero update, as Algorithm 1 ("if w_D = w_t, let w_# = w_t"). It is the only
 choice that keeps the direction D's (there is none to rescale), never produces inf/NaN, and keeps
@@ -117,13 +120,15 @@ def group_sq_norms(leaves: list[jax.Array], ids: list[int], n_groups: int, dtype
 
 
 def graft(m: optax.GradientTransformation, d: optax.GradientTransformation,
-          partition: Partition = "layerwise", param_types: spec.ParamTypes | None = None
-          ) -> optax.GradientTransformation:
+          partition: Partition = "layerwise", param_types: spec.ParamTypes | None = None,
+          lr_scale: float | jax.Array = 1.0) -> optax.GradientTransformation:
     r"""M#D of Algorithm 1 (see the module docstring): M's step norms with D's directions, per group.
 
     ``update(g, state, params)`` feeds the same (g, params) to M and D; each group rho of D's step is
-    scaled by ||s_M^rho|| / ||s_D^rho||, or set to 0 when ||s_D^rho|| = 0. Norms are computed in the
-    widest dtype of the steps (float64 under x64); ``ratios`` are stored as float32.
+    scaled by lr_scale * ||s_M^rho|| / ||s_D^rho||, or set to 0 when ||s_D^rho|| = 0. Norms are
+    computed in the widest dtype of the steps (float64 under x64); ``ratios`` (without lr_scale:
+    the implicit schedule M hands to D) are stored as float32. lr_scale may be traced; at 1.0 the
+    updates are bit for bit those without it (1.0 * x = x in floating point).
     """
 
     def init_fn(params: optax.Params) -> GraftState:
@@ -143,7 +148,8 @@ def graft(m: optax.GradientTransformation, d: optax.GradientTransformation,
         ok = norm_d > 0
         scale = jnp.where(ok, norm_m / jnp.where(ok, norm_d, 1), 0)
         ratios = jnp.where(ok, scale, jnp.nan).astype(jnp.float32)
-        out = [(scale[g].astype(leaf.dtype) * leaf) for leaf, g in zip(leaves_d, ids)]
+        step_scale = lr_scale * scale
+        out = [(step_scale[g].astype(leaf.dtype) * leaf) for leaf, g in zip(leaves_d, ids)]
         grafted = jax.tree.unflatten(jax.tree.structure(step_d), out)
         return grafted, GraftState(m_state, d_state, ratios, groups)
 

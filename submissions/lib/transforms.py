@@ -181,3 +181,30 @@ def lars(learning_rate: optax.ScalarOrSchedule, momentum: Scalar = 0.9, weight_d
         optax.scale_by_learning_rate(learning_rate),
         optax.trace(decay=momentum),
     )
+
+
+# --- LARS (You et al. 2019, Algorithm 1) -----------------------------------------------------------
+
+
+def lars_you2019(learning_rate: optax.ScalarOrSchedule, momentum: Scalar = 0.9, weight_decay: Scalar = 0.0,
+                 mask: Mask = True) -> optax.GradientTransformation:
+    r"""LARS as You et al. 2019 (the LAMB paper) print it, Algorithm 1 with phi(z) = z, layer-wise::
+
+        m_t = b1 m_{t-1} + (1 - b1) (g_t + wd * w_t)              (m_0 = 0; b1 = momentum)
+        w <- w - lr_t * ||w_t|| / ||m_t|| * m_t     (ratio 1 if a norm is 0)   where mask is True
+        m_t = b1 m_{t-1} + (1 - b1) g_t;   w <- w - lr_t * m_t                  where mask is False
+
+    Unlike the MLPerf form (`lars`) the trust ratio scales the momentum, not the gradient that
+    enters it, the learning rate sits outside the momentum, the momentum is an EMA (the (1 - b1)
+    factor), and there is neither eta (trust coefficient) nor eps: phi(z) = z, the case You et al.
+    Sec. 3 discuss (their practical phi clips z to [gamma_l, gamma_u], values they do not give), as
+    `lamb`'s ratio. Where mask is False (BN/LN scales and offsets, biases) it is the momentum
+    alone, without decay or ratio, as `lamb` takes plain Adam there.
+    """
+    mask_fn = _mask_fn(mask)
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay, mask_fn),           # g + wd * w on the masked tensors
+        optax.ema(momentum, debias=False),                          # m_t: the state, and the output
+        optax.masked(optax.scale_by_trust_ratio(), mask_fn),        # ||w|| / ||m||, 1 on zero norms
+        optax.scale_by_learning_rate(learning_rate),
+    )

@@ -1,6 +1,7 @@
 r"""Heavy-ball (Polyak) momentum with L2 on weight-like parameters (Nado et al. 2021, Sec. 2.1.1).
 
-    g_t     = grad l(w_t) + lambda * w_t       (L2 on weights only: no BN scale/offset, no bias)
+    g_t     = grad l(w_t) + lambda * w_t       (L2 on weights only: no BN scale/offset, no bias;
+                                        every tensor with exclude_norm_and_bias=False)
     v_t     = mu * v_{t-1} + g_t,              v_0 = 0
     w_{t+1} = w_t - eta_t * v_t
 
@@ -25,6 +26,7 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "learning_rate": 2.0,
     "momentum": 0.9,
     "weight_decay": 5e-4,
+    "exclude_norm_and_bias": True,  # False: L2 on every tensor (Nado et al. Fig. 4 "L2 variables")
 }
 
 

@@ -1,6 +1,8 @@
 r"""Plain SGD, momentum optional (0 by default), L2 on weight-like parameters only.
 
-    g_t     = grad l(w_t) + lambda * w_t       (lambda on weights only: no BN/LN scale/offset, no bias)
+    g_t     = grad l(w_t) + lambda * w_t       (lambda on weights only: no BN/LN scale/offset, no bias;
+                                                on every tensor with exclude_norm_and_bias=False,
+                                                submissions/lib/masks.py)
     v_t     = mu * v_{t-1} + g_t,              v_0 = 0
     w_{t+1} = w_t - eta_t * v_t                (w_t - eta_t * (mu * v_t + g_t) if nesterov)
     momentum mu = 0:   v_t = g_t, so  w_{t+1} = w_t - eta_t * g_t  (plain SGD)
@@ -25,7 +27,7 @@ from __future__ import annotations
 import optax
 
 from harness import spec
-from submissions.lib import protocol, schedules, valid_ranges
+from submissions.lib import masks, protocol, schedules, valid_ranges
 
 DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     **schedules.DEFAULTS,
@@ -33,6 +35,7 @@ DEFAULT_HPARAMS: dict[str, float | int | bool | str] = {
     "momentum": 0.0,
     "nesterov": False,
     "weight_decay": 0.0,
+    "exclude_norm_and_bias": True,  # False: L2 on every tensor (Nado et al. Fig. 4 "L2 variables")
 }
 
 #: Where the update rule is defined (submissions/lib/valid_ranges.py); nesterov is a bool.
@@ -52,7 +55,7 @@ def optimizer(hparams: spec.Hparams, ctx: spec.SubmissionContext, *, nesterov: b
     """The optax transformation of the docstring's update rule; ``nesterov`` (when given) in place
     of ``hparams["nesterov"]``, for the submissions that fix it and have no such hparam."""
     return optax.chain(
-        optax.add_decayed_weights(hparams["weight_decay"], spec.weight_mask(ctx.param_types)),
+        optax.add_decayed_weights(hparams["weight_decay"], masks.from_hparams(hparams, ctx)),
         optax.sgd(schedules.from_hparams(hparams, ctx), hparams["momentum"],
                   nesterov=hparams["nesterov"] if nesterov is None else nesterov),
     )

@@ -20,9 +20,33 @@ def param(module: nn.Module, name: str, init: Callable[..., Any], param_type: Pa
     return value
 
 
-def conv(features: int, kernel: int, stride: int = 1, name: str | None = None) -> nn.Conv:
-    """Bias-free convolution, He-normal (fan_out) init as the MLPerf ResNet."""
-    return nn.Conv(features, (kernel, kernel), strides=stride, padding="SAME", use_bias=False,
+#: How a strided convolution pads (`conv`): "SAME" (XLA's: total max((ceil(n / s) - 1) s + k - n, 0),
+#: the smaller half before) or "fixed" (the MLPerf / TF official ResNet's fixed_padding).
+PADDINGS = ("SAME", "fixed")
+
+
+def fixed_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The MLPerf / TF official ResNet's ``fixed_padding`` of a k x k kernel, independent of the
+    input size: pad_total = k - 1, pad_beg = pad_total // 2, pad_end = pad_total - pad_beg on both
+    spatial axes (the reference pads so, then convolves with padding VALID). On even inputs it is
+    not SAME's: a 7x7/2 on 224 pads (3, 3), SAME (2, 3); a 3x3/2 on 56 pads (1, 1), SAME (0, 1)."""
+    pad_total = kernel - 1
+    pad_beg = pad_total // 2
+    return (pad_beg, pad_total - pad_beg), (pad_beg, pad_total - pad_beg)
+
+
+def conv(features: int, kernel: int, stride: int = 1, name: str | None = None, padding: str = "SAME"
+         ) -> nn.Conv:
+    """Bias-free convolution, He-normal (fan_out) init as the MLPerf ResNet.
+
+    padding "SAME": XLA's SAME at every stride. "fixed": the reference's conv2d_fixed_padding,
+    `fixed_padding` when stride > 1 and SAME at stride 1 (where the two agree for odd kernels).
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown conv padding {padding!r}; known: {', '.join(PADDINGS)}")
+    pads: str | tuple[tuple[int, int], tuple[int, int]] = (
+        fixed_padding(kernel) if padding == "fixed" and stride > 1 else "SAME")
+    return nn.Conv(features, (kernel, kernel), strides=stride, padding=pads, use_bias=False,
                    kernel_init=typed(initializers.variance_scaling(2.0, "fan_out", "normal"),
                                      ParamType.CONV_WEIGHT), name=name)
 
