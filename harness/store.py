@@ -494,6 +494,24 @@ class StudyRecorder:
         assert cur.lastrowid is not None
         self.study_id = cur.lastrowid
 
+    def check_code(self, source_hash: str) -> None:
+        """UserError when this study, not finished, has runs of other submission code than
+        `source_hash` (harness/submission_loader.source_hash): a study's trials and seeds are one
+        code version, so a study started before an edit is finished with the code it started with.
+        A finished study runs nothing more and is not checked (its report can be printed again)."""
+        (status,) = self.conn.execute("SELECT status FROM studies WHERE study_id = ?", (self.study_id,)).fetchone()
+        if status in ("done", "exhausted"):
+            return
+        row = self.conn.execute("SELECT submission_hash, git_revision FROM runs WHERE study_id = ? AND "
+                                "submission_hash != ? ORDER BY run_id LIMIT 1", (self.study_id, source_hash)
+                                ).fetchone()
+        if row is not None:
+            revision = row[1] or "unknown"
+            raise UserError(f"study {self.name} ran with submission code {row[0]} (git revision {revision}) but "
+                            f"the code loaded now is {source_hash}: finish it with the code it started with "
+                            f"(`git worktree add DIR {revision}`, then the same command in DIR) or pass another "
+                            "--study")
+
     def finished_trials(self) -> dict[int, tuple[int, bool]]:
         """trial -> (run_id, feasible) of the trials recorded so far."""
         rows = self.conn.execute("SELECT trial, run_id, feasible FROM study_trials WHERE study_id = ?",

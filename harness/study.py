@@ -274,6 +274,7 @@ class StudyRunner:
                 search_space_hash=self.space.hash, study_seed=spec.study_seed + s, trials=spec.trials,
                 max_trials=spec.max_trials_or_default, confirm_seeds=spec.confirm_seeds,
                 select_rule=spec.select, command=self.command)
+            recorder.check_code(self.base.source_hash)
             self._clock = StudyClock(recorder, self._compile_seconds, setup)
             interrupted = recorder.interrupt_unfinished_runs()
             print(f"study {name} [{recorder.study_id}]: {spec.trials} feasible trials (at most "

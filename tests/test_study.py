@@ -210,3 +210,32 @@ def test_a_killed_study_resumes_without_repeating_or_missing_a_run(tmp_path: str
     cells = [c.strip() for c in ranked[0].strip("|").split("|")]
     assert len(ranked) == 1 and "(study resume)" in cells[3] and cells[4] == "3"
     assert cells[-5:] == ["0", "0", "0", "0", "1"]  # diverged, failed, interrupted, running, superseded
+
+
+@pytest.mark.slow
+def test_a_study_is_resumed_only_with_the_code_it_started_with(tmp_path: str,
+                                                                main_in_process: Callable[..., Result]) -> None:
+    space, db = os.path.join(tmp_path, "space.json"), os.path.join(tmp_path, "r.db")
+    with open(space, "w") as f:
+        json.dump({"learning_rate": {"min": 0.01, "max": 0.1, "scaling": "log"}}, f)
+    command = ["harness", "tune", "--workload=fashion_mnist_lenet", "--submission=nesterov", "--budget=2",
+               "--trials=1", "--confirm_seeds=1", f"--search_space={space}", f"--results={db}", "--study=code",
+               "--progress=false"]
+    assert main_in_process(*command).returncode == 0
+    # As if the study's runs had been made by other code (an edit since): while the study is not
+    # finished, the same command refuses to mix the two versions; once finished, it only reports.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET submission_hash = 'c0ffee000000', git_revision = 'abc1234'")
+        conn.execute("UPDATE studies SET status = 'confirming'")
+    conn.close()
+    refused = main_in_process(*command)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert ("study code ran with submission code c0ffee000000 (git revision abc1234) but the code loaded now "
+            "is ") in refused.stderr and "`git worktree add DIR abc1234`" in refused.stderr
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE studies SET status = 'done'")
+    conn.close()
+    assert main_in_process(*command).returncode == 0
+    assert rows(db, "SELECT COUNT(*) FROM runs") == [(2,)]  # nothing ran again
