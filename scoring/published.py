@@ -317,6 +317,18 @@ def format_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
 
 
+def plain(text: str) -> str:
+    """A row or column name of the papers' files as plain text: the files keep the papers' LaTeX
+    (``Adam ( $\\epsilon = 10^{-6}$ )``, as transcribed), tables and pages show ``Adam (ϵ = 10^-6)``.
+    pylatexenc's LaTeX-to-text conversion does the math (a hand-written one would miss macros)."""
+    from pylatexenc.latex2text import LatexNodes2Text  # lazily: only display needs it
+
+    if "$" not in text and "\\" not in text:
+        return text
+    converted = LatexNodes2Text(math_mode="text").latex_to_text(text)
+    return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(converted.split())))
+
+
 def format_value(value: float, unit: str) -> str:
     """A value with its unit: ``75.97%``, ``32768 examples``, ``0.0001``."""
     number = format_number(value)
@@ -346,7 +358,7 @@ def table(numbers: pd.DataFrame) -> str:
     from scoring.render import fixed_width_table
 
     headers = ("paper", "table", "row", "column", "value", "metric", "workload", "config")
-    rows = [(r.paper, r.table, r.row, r.column, format_value(r.value, r.unit), r.metric or "-",
+    rows = [(r.paper, r.table, plain(r.row), plain(r.column), format_value(r.value, r.unit), r.metric or "-",
              r.workload or "-", r.config or "-") for r in numbers.itertuples()]
     lines = fixed_width_table(headers, rows, "<<<<><<<", shrinkable=(1, 2, 3, 5, 6, 7))
     papers = ", ".join(f"{PAPERS[p]} ({p})" for p in dict.fromkeys(numbers[PAPER]))

@@ -80,7 +80,7 @@ def label(paper: str, table: str) -> str:
 
 def describe(number: Any) -> str:
     """What a published row is: the paper's row and column, the config reproducing it, the note."""
-    parts = [" / ".join(p for p in (number.row, number.column) if p)]
+    parts = [" / ".join(published.plain(p) for p in (number.row, number.column) if p)]
     if number.config:
         parts.append(f"config {number.config}")
     if number.note:

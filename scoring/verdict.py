@@ -125,8 +125,10 @@ def published_cell(numbers: pd.DataFrame, entries: Sequence[Mapping[str, str]]) 
     parts = []
     for entry in entries:
         chosen = published_numbers(numbers, entry)
-        values = "; ".join(f"{r.column} {published.format_value(r.value, r.unit)}" for r in chosen.itertuples())
-        parts.append(f"{published.PAPERS[entry['paper']]} {entry['table']}, {entry['row']}: {values}")
+        values = "; ".join(f"{published.plain(r.column)} {published.format_value(r.value, r.unit)}"
+                           for r in chosen.itertuples())
+        parts.append(f"{published.PAPERS[entry['paper']]} {entry['table']}, {published.plain(entry['row'])}: "
+                     f"{values}")
     return " / ".join(parts) or "-"
 
 

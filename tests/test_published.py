@@ -55,6 +55,28 @@ def test_the_metric_vocabulary_is_whole() -> None:
     assert all(units and set(units) <= set(published.UNITS) for units in published.METRIC_UNITS.values())
 
 
+@pytest.mark.parametrize("latex, text", [
+    ("Adam ( $\\epsilon = 10^{-6}$ )", "Adam (ϵ = 10^-6)"),
+    ("LAMB / Adam ( $\\epsilon = 10^{-8}$ )", "LAMB / Adam (ϵ = 10^-8)"),
+    ("$1 - \\mu$", "1 - μ"),
+    ("$\\eta_{\\text{decay\\_factor}}$", "η_decay_factor"),
+    ("$[5 \\times 10^{-2}, 0.15]$", "[5 × 10^-2, 0.15]"),
+    ("Configuration A", "Configuration A"),
+])
+def test_names_are_shown_as_plain_text(latex: str, text: str) -> None:
+    assert published.plain(latex) == text
+
+
+def test_every_row_and_column_name_has_a_plain_form() -> None:
+    """No LaTeX left in what the tables show, for every name in the real files."""
+    numbers = published.load()
+    names = set(numbers["row"]) | set(numbers["column"])
+    assert any("$" in n for n in names)
+    for name in names:
+        shown = published.plain(name)
+        assert "$" not in shown and "\\" not in shown and shown.strip() == shown and shown, name
+
+
 def test_every_quote_is_in_its_paper() -> None:
     directory = published.papers_dir()
     if directory is None:
