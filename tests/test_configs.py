@@ -31,7 +31,8 @@ EXPECTED = {
     "adamw": {"table5_eps1e-8", "table5_eps1e-6", "nado_table8_32k", "nado_table8_65k_32k",
               "nado_table8_65k", "pydocs_bert", "pydocs_bert_adam", "pydocs_bert_tuned"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
-             "you2019_65k_32k", "you2019_table4", "you2019_table5", "pydocs_bert", "pydocs_bert_google"},
+             "you2019_65k_32k", "you2019_table4", "you2019_table5", "pydocs_bert", "pydocs_bert_google",
+             "pydocs_bert_tuned"},
     "bert_adamw": {"bert_reference"},
 }
 
