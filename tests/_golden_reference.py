@@ -327,3 +327,16 @@ def max_rel_diff(a: list[dict], b: list[dict], keys: Any = LAYOUT) -> float:
     return max(float(np.max(np.abs(x[k] - y[k]) / (np.abs(y[k]) + 1e-30)))
                for x, y in zip(a, b) for k in keys)
 
+
+def assert_same_updates_bit_for_bit(module: Any, before: optax.GradientTransformation, hp: dict,
+                                    ctx: spec.SubmissionContext) -> None:
+    """The submission's updates equal, bit for bit, those of `before` (the transformation it built
+    before an option existed) over 4 steps of random gradients from the same random params."""
+    p = jax.tree.map(jnp.asarray, nest(random_params(0)))
+    s_now, s_before = module.init(p, hp, ctx), before.init(p)
+    for g in random_grads(1, 4):
+        g = jax.tree.map(jnp.asarray, nest(g))
+        (u_now, s_now), (u_before, s_before) = module.update(g, s_now, p, hp, ctx), before.update(g, s_before, p)
+        for x, y in zip(jax.tree.leaves(u_now), jax.tree.leaves(u_before), strict=True):
+            np.testing.assert_array_equal(x, y)
+        p = jax.tree.map(lambda a, b: a + b, p, u_now)
