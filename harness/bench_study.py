@@ -34,7 +34,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def main(argv: list[str], fv: flags.FlagValues) -> int:
     del argv
-    from harness import store
+    from harness import store, study_store
     from harness.recording import StudyLink
     from harness.runner import RunOptions
     from harness.study import StudyRunner, StudySpec, trial_seed
@@ -56,7 +56,7 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         sweep, base = runner.sweep, runner.base
         assert sweep is not None
         conn = store.connect(options.results)
-        recorder = store.StudyRecorder(conn, "bench", runner.settings(0))
+        recorder = study_store.StudyRecorder(conn, "bench", runner.settings(0))
         points = [t.point for t in outcome.trials]
 
         def as_trial(r: list[int] = [0]) -> float:  # noqa: B006 - the round counter

@@ -18,7 +18,7 @@ The protocol of Nado et al. 2021 (Sec. 2 and 4, App. C.3) and of AlgoPerf's exte
 With --studies=S, S independent studies (study seeds K, K+1, ...; AlgoPerf scores the median over
 studies).
 
-Everything is recorded as it happens (store.StudyRecorder): the same command continues a killed
+Everything is recorded as it happens (study_store.StudyRecorder): the same command continues a killed
 study. Recorded trials and confirmation seeds are not run again; a run that was cut short is run
 again from its start (the cut one stays in the database, marked interrupted). One process at a time
 runs a study (a lock file beside the database).
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from harness import plan, search_space, store
+from harness import plan, search_space, store, study_store
 from harness.cli import SEED_LIMIT
 from harness.direction import Direction
 from harness.errors import UserError
@@ -199,7 +199,7 @@ class StudyClock:
     """Adds this process's compile and wall seconds to the study's totals after every run, so that
     a killed process loses at most the run in flight."""
 
-    def __init__(self, recorder: store.StudyRecorder, compile_seconds: Callable[[], float],
+    def __init__(self, recorder: study_store.StudyRecorder, compile_seconds: Callable[[], float],
                  setup: tuple[float, float]) -> None:
         """`setup`: (compile, wall) seconds spent before the study started, counted in it."""
         self.recorder, self.compile_seconds = recorder, compile_seconds
@@ -268,7 +268,7 @@ class StudyRunner:
     def _run_one(self, conn: Any, s: int, setup: tuple[float, float]) -> StudyOutcome:
         name, spec = self.name(s), self.spec
         with exclusive(self.options.results, name):
-            recorder = store.StudyRecorder(
+            recorder = study_store.StudyRecorder(
                 conn, name, self.settings(s), workload=self.base.workload.name,
                 submission=self.base.submission.name, search_space=self.space.canonical,
                 search_space_hash=self.space.hash, study_seed=spec.study_seed + s, trials=spec.trials,
@@ -307,7 +307,7 @@ class StudyRunner:
         while (task := next_task()) is not None:
             done(task, self.sweep.run_seed(conn, task.seed, task.plan, task.study))
 
-    def _trials(self, conn: Any, recorder: store.StudyRecorder, study_seed: int, name: str) -> list[Trial]:
+    def _trials(self, conn: Any, recorder: study_store.StudyRecorder, study_seed: int, name: str) -> list[Trial]:
         """Run trials until N are feasible or M were run; recorded ones are read, not run.
 
         Trial i starts only while the feasible trials plus those running are fewer than N: then
@@ -380,7 +380,7 @@ class StudyRunner:
                 f"{sum(t.feasible for t in trials.values())}/{spec.trials}; best so far: trial "
                 f"{best.index + 1 if best else '-'} {self._fmt(best.best_valid if best else None)}")
 
-    def _confirm(self, conn: Any, recorder: store.StudyRecorder, trials: list[Trial], chosen: Trial | None
+    def _confirm(self, conn: Any, recorder: study_store.StudyRecorder, trials: list[Trial], chosen: Trial | None
                  ) -> Confirmation | None:
         spec, wl = self.spec, self.base.workload
         if chosen is None:

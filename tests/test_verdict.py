@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from conftest import Result
 
-from harness import store
+from harness import store, study_store
 from harness.spec import UserError
 from scoring import published, verdict
 
@@ -27,9 +27,10 @@ def _study(conn: sqlite3.Connection, name: str, submission: str, confirmation: S
     fields = dict(workload="fashion_mnist_resnet", submission=submission, submission_path="s.py", hparams="{}",
                   knobs="{}", config_id=f"{submission}-cfg", metric="accuracy", direction="maximize",
                   target=TARGET, step_budget=117, global_batch_size=1280, environment="{}")
-    rec = store.StudyRecorder(conn, name, {"n": name}, workload="fashion_mnist_resnet", submission=submission,
-                              search_space="{}", search_space_hash="h", study_seed=0, trials=2, max_trials=6,
-                              confirm_seeds=len(confirmation), select_rule="best_valid", command="tune")
+    rec = study_store.StudyRecorder(conn, name, {"n": name}, workload="fashion_mnist_resnet",
+                                    submission=submission, search_space="{}", search_space_hash="h", study_seed=0,
+                                    trials=2, max_trials=6, confirm_seeds=len(confirmation),
+                                    select_rule="best_valid", command="tune")
     for trial, feasible in enumerate(trials):
         run = store.RunRecorder(conn, **fields, seed=2**30 + trial, study_id=rec.study_id, study_role="trial")
         run.finish("completed" if feasible else "diverged", best_valid=0.8)
