@@ -12,6 +12,7 @@
 # database holds so far: studies still running are published as far as they got).
 #
 #   scripts/studies.sh [PART ...]    PART: fmr, pydocs, lenet or publish, run in that order (default: all;
+#                                    two processes may both run lenet: a study one runs, the other skips;
 #                                    RESULTS=results/studies/studies.db, OUT=docs/studies,
 #                                    SNAPSHOT=docs/studies/studies.db)
 #
@@ -91,7 +92,14 @@ print(json.dumps({"M." + k: v for k, v in c["hparams"].items()}, sort_keys=True)
     echo "lenet: no fashion_mnist_lenet search space yet for:$missing (submissions/<s>/search_spaces/); skipped"
     [[ "$ONLY" == *" lenet "* ]] && exit 2
   elif want lenet; then
+    # A queue: a study another process runs (its lock, harness/study.py's `exclusive`) is left to it,
+    # so `lenet` after `fmr` in one process and after `pydocs` in another share the four studies.
     for s in nesterov lars adamw lamb; do
+      local lock; lock="$DB.$(sed 's/[^A-Za-z0-9_.@-]\{1,\}/_/g' <<< "issue15/fashion_mnist_lenet/$s").lock"
+      if ! flock -n "$lock" true; then
+        echo "lenet: issue15/fashion_mnist_lenet/$s is being run by another process; left to it"
+        continue
+      fi
       tune --workload=fashion_mnist_lenet --submission=$s --study="issue15/fashion_mnist_lenet/$s" \
         --trials=8 --confirm_seeds=5 --search_space="$(space $s fashion_mnist_lenet)"
       export_config "issue15/fashion_mnist_lenet/$s" $s fashion_mnist_lenet_tuned
