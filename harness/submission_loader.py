@@ -221,7 +221,8 @@ def _checked(path: str, module: ModuleType) -> Submission:
 def load_grafted(spec_: str) -> Submission:
     """``M#D``: both children loaded as usual, grafted with hyperparameters namespaced M./D.
 
-    The search space is D's, namespaced (Agarwal et al. Sec. 4: M's hyperparameters stay fixed).
+    The search space is D's, namespaced, and the graft's global learning-rate scalar (Agarwal et al.
+    Sec. 4 and App. A.1.1: M's hyperparameters stay fixed).
     """
     from submissions.lib import graft_protocol  # the harness needs it only for `#`
 
@@ -237,8 +238,7 @@ def load_grafted(spec_: str) -> Submission:
                                  current.next_phase, current.static_hparams, current.check_hparams),
             graft_protocol.Child(d.name, d.defaults, d.init, d.update, d.next_phase, d.static_hparams,
                                  d.check_hparams))
-        space = ({f"{graft_protocol.PREFIX_D}{graft_protocol.SEP}{k}": v
-                  for k, v in d.search_space.items()} if d.search_space else None)
+        space = graft_protocol.namespaced_search_space(d.search_space) if d.search_space else None
         current = Submission(grafted.name, f"{current.path}{GRAFT_SEP}{d.path}", grafted.init,
                              grafted.update, grafted.defaults, space, grafted.next_phase,
                              grafted.diagnostics, (current, d), grafted.static_hparams,

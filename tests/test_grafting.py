@@ -207,7 +207,9 @@ def test_loader_grafts_by_name_with_namespaced_hparams() -> None:
     assert sub.defaults["partition"] == "layerwise"
     assert sub.defaults["M.learning_rate"] == loader.load("adamw").defaults["learning_rate"]
     assert sub.defaults["D.momentum"] == 0.0
-    assert set(sub.search_space) == {f"D.{k}" for k in loader.load("sgd").search_space}
+    assert set(sub.search_space) == {f"D.{k}" for k in loader.load("sgd").search_space} | {"lr_scale"}
+    assert (sub.search_space["lr_scale"]["min"], sub.search_space["lr_scale"]["max"],
+            sub.search_space["lr_scale"]["scaling"]) == (0.1, 10.0, "log")  # Agarwal et al. App. A.1.1
     builtin = loader.load("adam_graft_sgd")
     hp = {**builtin.defaults}
     assert_same(run_submission(sub, {**sub.defaults, "D.momentum": 0.9}), run_submission(builtin, hp))
@@ -389,3 +391,13 @@ def test_children_configs_apply_to_a_graft() -> None:
     per_phase = configs.load_config(loader.load("adamw#sgd"), "nado_table8_32k")
     assert isinstance(per_phase.hparams, list) and len(per_phase.hparams) == 2
     assert all(k.startswith("M.") for h in per_phase.hparams for k in h)
+
+
+@pytest.mark.parametrize("name", ["adam_graft_sgd", "lamb_graft_sgd", "sgd_graft_adagrad"])
+def test_builtin_grafts_search_lr_scale_as_an_ad_hoc_graft_does(name: str) -> None:
+    """The built-in grafts' search_space.json files and an ad hoc M#D search the same global scalar."""
+    builtin = loader.load(name)
+    assert builtin.children is not None and builtin.search_space is not None
+    ad_hoc = loader.load("#".join(child.name for child in builtin.children))
+    assert ad_hoc.search_space is not None
+    assert builtin.search_space["lr_scale"] == ad_hoc.search_space["lr_scale"]

@@ -37,6 +37,13 @@ DEFAULT_PARTITION = "layerwise"
 GRAFT_DEFAULTS: dict[str, float] = {"lr_scale": 1.0}
 #: Their valid ranges (submissions/lib/valid_ranges.py).
 GRAFT_RANGES: dict[str, valid_ranges.Range] = {"lr_scale": valid_ranges.LEARNING_RATE}
+#: Their dimension in the search space of an ad hoc M#D (harness/search_space.py's format), beside D's
+#: namespaced dimensions: the same as the built-in grafts' search_space.json files.
+GRAFT_SEARCH_SPACE: dict[str, dict[str, Any]] = {"lr_scale": {
+    "min": 0.1, "max": 10.0, "scaling": "log",
+    "note": "The graft's global learning-rate scalar c (Agarwal et al. App. A.1.1: 'The overall learning rate "
+            "scalar was also tuned'): every group's step is c ||s_M|| / ||s_D|| s_D, M's hparams fixed. Two "
+            "decades centred on c = 1 (M's own step sizes) in log scale."}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +105,14 @@ def namespaced_ranges(ranges_m: valid_ranges.Ranges, ranges_d: valid_ranges.Rang
     out = {f"{PREFIX_M}{SEP}{k}": v for k, v in ranges_m.items()}
     out.update({f"{PREFIX_D}{SEP}{k}": v for k, v in ranges_d.items()})
     out.update(GRAFT_RANGES)
+    return out
+
+
+def namespaced_search_space(space_d: Mapping[str, Any]) -> dict[str, Any]:
+    """{"D.k": dimension, ..., "lr_scale": dimension}: D's search space under its prefix (Agarwal et al.
+    Sec. 4 tune D with M fixed) and the graft's own scalar (GRAFT_SEARCH_SPACE)."""
+    out: dict[str, Any] = {f"{PREFIX_D}{SEP}{k}": v for k, v in space_d.items()}
+    out.update(GRAFT_SEARCH_SPACE)
     return out
 
 
