@@ -9,7 +9,9 @@
 #                                       LR_SCALING=sqrt|linear declares that learning-rate rule from
 #                                       the default batch 1,280 (harness/lr_scaling.py);
 #                                       BUDGET=N shortens every run, for a dry run)
-# The same command continues an interrupted experiment (finished seeds are skipped).
+# The same command continues an interrupted experiment (finished seeds are skipped); the database is
+# copied to SNAPSHOT (default OUT/scaling.db, tracked) after each batch size and restored from it when
+# RESULTS is missing (a fresh clone).
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0-4}
@@ -18,7 +20,12 @@ SUBMISSIONS=${SUBMISSIONS:-nesterov adamw}
 DB=${RESULTS:-results/scaling/scaling.db}
 OUT=${OUT:-docs/scaling}
 WORKLOAD=fashion_mnist_resnet
+SNAPSHOT=${SNAPSHOT:-$OUT/scaling.db}  # tracked copy of the git-ignored DB: a fresh clone continues from it
 mkdir -p "$(dirname "$DB")" "$OUT"
+if [[ ! -e "$DB" && -e "$SNAPSHOT" ]]; then
+  echo "== $DB is missing: restoring it from $SNAPSHOT"
+  "$PY" -m harness.snapshot --results="$SNAPSHOT" --out="$DB"
+fi
 hparams=()
 if [[ -n "${LR_SCALING:-}" ]]; then
   hparams=(--hparams="{\"lr_scaling\": \"$LR_SCALING\", \"lr_reference_batch_size\": 1280}")
@@ -27,6 +34,7 @@ for submission in $SUBMISSIONS; do
   for batch in $BATCHES; do
     "$PY" -m harness run --workload="$WORKLOAD" --submission="$submission" --batch_size="$batch" \
       --seeds="$SEEDS" --results="$DB" ${BUDGET:+--budget=$BUDGET} "${hparams[@]}"
+    "$PY" -m harness.snapshot --results="$DB" --out="$SNAPSHOT"
   done
 done
 "$PY" -m scoring scaling --workload="$WORKLOAD" --results="$DB" --out="$OUT/$WORKLOAD.png" \
