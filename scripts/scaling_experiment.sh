@@ -21,11 +21,10 @@ DB=${RESULTS:-results/scaling/scaling.db}
 OUT=${OUT:-docs/scaling}
 WORKLOAD=fashion_mnist_resnet
 SNAPSHOT=${SNAPSHOT:-$OUT/scaling.db}  # tracked copy of the git-ignored DB: a fresh clone continues from it
-mkdir -p "$(dirname "$DB")" "$OUT"
-if [[ ! -e "$DB" && -e "$SNAPSHOT" ]]; then
-  echo "== $DB is missing: restoring it from $SNAPSHOT"
-  "$PY" -m harness.snapshot --results="$SNAPSHOT" --out="$DB"
-fi
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mkdir -p "$OUT"
+restore_if_missing "$DB" "$SNAPSHOT"
 hparams=()
 if [[ -n "${LR_SCALING:-}" ]]; then
   hparams=(--hparams="{\"lr_scaling\": \"$LR_SCALING\", \"lr_reference_batch_size\": 1280}")
@@ -34,7 +33,7 @@ for submission in $SUBMISSIONS; do
   for batch in $BATCHES; do
     "$PY" -m harness run --workload="$WORKLOAD" --submission="$submission" --batch_size="$batch" \
       --seeds="$SEEDS" --results="$DB" ${BUDGET:+--budget=$BUDGET} "${hparams[@]}"
-    "$PY" -m harness.snapshot --results="$DB" --out="$SNAPSHOT"
+    snapshot "$DB" "$SNAPSHOT"
   done
 done
 "$PY" -m scoring scaling --workload="$WORKLOAD" --results="$DB" --out="$OUT/$WORKLOAD.png" \

@@ -34,15 +34,9 @@ main() {
   want() { [[ "$ONLY" == *" all "* || "$ONLY" == *" $1 "* ]]; }
   OUT=${OUT:-docs/studies}
   SNAPSHOT=${SNAPSHOT:-docs/studies/studies.db}
-  mkdir -p "$(dirname "$DB")"
-  snapshot() { "$PY" -m harness.snapshot --results="$1" --out="$2"; }
-  (  # under a lock: `fmr` and `pydocs` started together restore once
-    flock 9
-    if [[ ! -e "$DB" && -e "$SNAPSHOT" ]]; then
-      echo "== $DB is missing: restoring it from $SNAPSHOT"
-      snapshot "$SNAPSHOT" "$DB"
-    fi
-  ) 9> "$DB.restore.lock"
+  # shellcheck source=scripts/lib.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+  restore_if_missing "$DB" "$SNAPSHOT"  # `fmr` and `pydocs` started together restore once
   tune() { "$PY" -m harness tune --results="$DB" --progress=false "$@"; }
   export_config() {  # study name, submission directory, config name
     mkdir -p "submissions/$2/configs"
