@@ -197,14 +197,13 @@ def exclusive(results: str, name: str) -> Iterator[None]:
 
 class StudyClock:
     """Adds this process's compile and wall seconds to the study's totals after every run, so that
-    a killed process loses at most the run in flight."""
+    a killed process loses at most the run in flight. Loading the data and the first compilation
+    happen inside the first study that runs something (StudyRunner._run_tasks), so they count in it."""
 
-    def __init__(self, recorder: study_store.StudyRecorder, compile_seconds: Callable[[], float],
-                 setup: tuple[float, float]) -> None:
-        """`setup`: (compile, wall) seconds spent before the study started, counted in it."""
+    def __init__(self, recorder: study_store.StudyRecorder, compile_seconds: Callable[[], float]) -> None:
         self.recorder, self.compile_seconds = recorder, compile_seconds
-        self.compile_mark = compile_seconds() - setup[0]
-        self.wall_mark = time.perf_counter() - setup[1]
+        self.compile_mark = compile_seconds()
+        self.wall_mark = time.perf_counter()
 
     def record(self) -> None:
         compiled, now = self.compile_seconds(), time.perf_counter()
@@ -236,6 +235,7 @@ class StudyRunner:
                 except UserError as e:
                     raise UserError(f"search space point {i} ({compact_pairs(point)}): {e}") from None
         self.sweep: Sweep | None = None
+        self._started = False
         self._clock: StudyClock
 
     def name(self, s: int) -> str:
@@ -256,16 +256,13 @@ class StudyRunner:
         return settings
 
     def run(self) -> list[StudyOutcome]:
-        start = time.perf_counter()
-        self._start()
-        setup = (self._compile_seconds(), time.perf_counter() - start)  # counted in the first study
         conn = store.connect(self.options.results)
         try:
-            return [self._run_one(conn, s, setup if s == 0 else (0.0, 0.0)) for s in range(self.spec.studies)]
+            return [self._run_one(conn, s) for s in range(self.spec.studies)]
         finally:
             conn.close()
 
-    def _run_one(self, conn: Any, s: int, setup: tuple[float, float]) -> StudyOutcome:
+    def _run_one(self, conn: Any, s: int) -> StudyOutcome:
         name, spec = self.name(s), self.spec
         with exclusive(self.options.results, name):
             recorder = study_store.StudyRecorder(
@@ -275,7 +272,8 @@ class StudyRunner:
                 max_trials=spec.max_trials_or_default, confirm_seeds=spec.confirm_seeds,
                 select_rule=spec.select, command=self.command)
             recorder.check_code(self.base.source_hash)
-            self._clock = StudyClock(recorder, self._compile_seconds, setup)
+            finished = recorder.finished()
+            self._clock = StudyClock(recorder, self._compile_seconds)
             interrupted = recorder.interrupt_unfinished_runs()
             print(f"study {name} [{recorder.study_id}]: {spec.trials} feasible trials (at most "
                   f"{spec.max_trials_or_default}) over {', '.join(self.space.names)} (search space "
@@ -286,7 +284,8 @@ class StudyRunner:
                 chosen = select(trials, spec.select, self.base.workload.direction)
                 result = self._confirm(conn, recorder, trials, chosen)
             finally:
-                self._clock.record()
+                if not finished:  # a finished study only prints its report again: no time to count
+                    self._clock.record()
         outcome = StudyOutcome(name, recorder.study_id, trials, chosen, result)
         print(report(outcome, self.base, spec), flush=True)
         return outcome
@@ -294,6 +293,19 @@ class StudyRunner:
     def _start(self) -> None:
         """Load the data and compile the first class (here: this process's Sweep)."""
         self.sweep = Sweep(self.base, self.options)
+
+    def _run_tasks(self, conn: Any, next_task: Callable[[], RunTask | None],
+                   done: Callable[[RunTask, RunSummary], None], queued: Callable[[], int]) -> None:
+        """`_execute` the tasks, after `_start` if this process has not started yet and there is a
+        task: a finished study, or a resumed one with nothing left to run, loads and compiles nothing."""
+        first = next_task()
+        if first is None:
+            return
+        if not self._started:
+            self._start()
+            self._started = True
+        pending = [first]
+        self._execute(conn, lambda: pending.pop() if pending else next_task(), done, queued)
 
     def _compile_seconds(self) -> float:
         return self.sweep.compile_seconds if self.sweep is not None else 0.0
@@ -365,7 +377,7 @@ class StudyRunner:
             return max(0, spec.trials - feasible() - len(running))
 
         with bar, store.ResultsReader(self.options.results) as results:
-            self._execute(conn, next_task, finished, queued)
+            self._run_tasks(conn, next_task, finished, queued)
         return [trials[i] for i in sorted(trials)]
 
     def _fmt(self, value: float | None) -> str:
@@ -410,7 +422,7 @@ class StudyRunner:
             tqdm.write(f"study {recorder.name}: confirmation {summary_line(summary, chosen_plan)}",
                        file=sys.stdout)
 
-        self._execute(conn, next_task, finished, lambda: len(to_run))
+        self._run_tasks(conn, next_task, finished, lambda: len(to_run))
         recorder.update(status="done", finished_at=time.time())
         return confirmation([summaries[seed] for seed in sorted(summaries)], wl.direction, wl.target)
 

@@ -45,8 +45,7 @@ class StudyRecorder:
         `source_hash` (harness/submission_loader.source_hash): a study's trials and seeds are one
         code version, so a study started before an edit is finished with the code it started with.
         A finished study runs nothing more and is not checked (its report can be printed again)."""
-        (status,) = self.conn.execute("SELECT status FROM studies WHERE study_id = ?", (self.study_id,)).fetchone()
-        if status in ("done", "exhausted"):
+        if self.finished():
             return
         row = self.conn.execute("SELECT submission_hash, git_revision FROM runs WHERE study_id = ? AND "
                                 "submission_hash != ? ORDER BY run_id LIMIT 1", (self.study_id, source_hash)
@@ -57,6 +56,11 @@ class StudyRecorder:
                             f"the code loaded now is {source_hash}: finish it with the code it started with "
                             f"(`git worktree add DIR {revision}`, then the same command in DIR) or pass another "
                             "--study")
+
+    def finished(self) -> bool:
+        """Whether the study has ended: confirmed (`done`), or no feasible trial to confirm (`exhausted`)."""
+        (status,) = self.conn.execute("SELECT status FROM studies WHERE study_id = ?", (self.study_id,)).fetchone()
+        return status in ("done", "exhausted")
 
     def finished_trials(self) -> dict[int, tuple[int, bool]]:
         """trial -> (run_id, feasible) of the trials recorded so far."""

@@ -222,6 +222,8 @@ def test_a_study_is_resumed_only_with_the_code_it_started_with(tmp_path: str,
                "--trials=1", "--confirm_seeds=1", f"--search_space={space}", f"--results={db}", "--study=code",
                "--progress=false"]
     assert main_in_process(*command).returncode == 0
+    (seconds,) = rows(db, "SELECT wall_seconds, compile_seconds FROM studies")
+    assert seconds[0] > seconds[1] > 0  # the data loading and the compilation count in the study
     # As if the study's runs had been made by other code (an edit since): while the study is not
     # finished, the same command refuses to mix the two versions; once finished, it only reports.
     conn = sqlite3.connect(db)
@@ -239,3 +241,4 @@ def test_a_study_is_resumed_only_with_the_code_it_started_with(tmp_path: str,
     conn.close()
     assert main_in_process(*command).returncode == 0
     assert rows(db, "SELECT COUNT(*) FROM runs") == [(2,)]  # nothing ran again
+    assert rows(db, "SELECT wall_seconds, compile_seconds FROM studies") == [seconds]  # nor counted time
