@@ -42,7 +42,7 @@ from harness.errors import SeedsFailed, UserError
 from harness.plan import RunPlan
 from harness.ray_cluster import RaySettings
 from harness.recording import StudyLink
-from harness.runner import RunOptions, RunSummary, RunTask, Sweep, skip_reason, summary_line
+from harness.runner import RunOptions, RunSummary, RunTask, Sweep, skipped, summary_line
 
 #: Times Ray restarts a dead worker and retries the run it had (a kill, a lost node).
 RETRIES = 3
@@ -334,19 +334,11 @@ def _describe(task: RunTask) -> str:
 
 def run_sweep(run_plan: RunPlan, spec: PlanSpec, options: RunOptions, settings: RaySettings
               ) -> list[RunSummary]:
-    """`harness run --ray`: the seeds `harness run` would run (skip_reason decides, as there), on
+    """`harness run --ray`: the seeds `harness run` would run (runner.skipped decides, as there), on
     Ray workers; the summaries in the order of the seeds."""
     conn = store.connect(options.results)
     try:
-        seeds = []
-        for seed in options.seeds:
-            if not options.rerun:
-                skip = skip_reason(store.latest_attempt(conn, run_plan.workload.name, run_plan.config_id, seed),
-                                   options)
-                if skip:
-                    print(f"seed {seed}: {skip}", flush=True)
-                    continue
-            seeds.append(seed)
+        seeds = [seed for seed in options.seeds if not skipped(conn, run_plan, options, seed)]
         print(f"{run_plan.describe()}; {len(options.seeds)} seed(s), {len(seeds)} to run on Ray", flush=True)
         if not seeds:
             return []

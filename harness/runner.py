@@ -486,20 +486,20 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
     """Compile once, then train every seed. A seed whose latest attempt of this row finished is
     skipped (unless options.rerun), one still running elsewhere too; an interrupted one is resumed
     from its checkpoint; a diverged or failed seed does not stop the sweep (raise_if_failed sums
-    the failures up)."""
-    sweep = Sweep(plan, options)
-    print(f"{plan.describe()}; {len(options.seeds)} seed(s), compiled in {sweep.compile_seconds:.1f} s",
-          flush=True)
+    the failures up). The seeds to run are known before compiling: a sweep with none compiles nothing."""
     conn = store.connect(options.results)
     try:
+        seeds = [seed for seed in options.seeds if not skipped(conn, plan, options, seed)]
+        if not seeds:
+            print(f"{plan.describe()}; {len(options.seeds)} seed(s), all recorded: nothing to run", flush=True)
+            return []
+        sweep = Sweep(plan, options)
+        print(f"{plan.describe()}; {len(options.seeds)} seed(s), {len(seeds)} to run, compiled in "
+              f"{sweep.compile_seconds:.1f} s", flush=True)
         summaries = []
-        for seed in options.seeds:
-            if sweep.primary and not options.rerun:
-                skip = skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed),
-                                    options)
-                if skip:
-                    print(f"seed {seed}: {skip}", flush=True)
-                    continue
+        for seed in seeds:
+            if seed != seeds[0] and skipped(conn, plan, options, seed):  # started elsewhere meanwhile
+                continue
             summary = sweep.run_seed(conn, seed)
             if sweep.primary:
                 print(sweep.summary_line(summary), flush=True)
@@ -507,6 +507,17 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
         return summaries
     finally:
         conn.close()
+
+
+def skipped(conn: Any, plan: RunPlan, options: RunOptions, seed: int) -> bool:
+    """Whether `seed` of `plan` is not run (skip_reason, printed), unless options.rerun. Process 0,
+    which alone reads the results store, decides for every process of a multi-host run."""
+    reason = None
+    if not options.rerun and jax.process_index() == 0:
+        reason = skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed), options)
+        if reason:
+            print(f"seed {seed}: {reason}", flush=True)
+    return bool(_from_process_0(reason is not None))
 
 
 def raise_if_failed(summaries: list[RunSummary]) -> None:
