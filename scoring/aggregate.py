@@ -263,8 +263,8 @@ def sort_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
 
     Rows are compared only at one batch size (a batch-size variant's rows, `--batch_size`, rank
     among themselves: steps at another batch are another race; the smaller batch comes first) and
-    at equal tuning budgets (Nado et al.: tuning dominates comparisons): the
-    groups are the feasible-trial budgets of tuning studies, largest first, then the untuned rows
+    at equal tuning budgets (Nado et al.: tuning dominates comparisons): the groups are the
+    feasible-trial budgets of tuning studies, largest first, then the rows of fixed hyperparameters
     (budget 0). Within a group, keys: median steps to target ascending, then median best validation
     metric (larger first when the direction is ``maximize``, smaller first when ``minimize``); NaN
     sorts last; submission, config_id and study break remaining ties deterministically.

@@ -118,10 +118,11 @@ def format_fraction(value: Any) -> str:
 
 def group_name(tuning_budget: int, short: bool = False) -> str:
     """The comparison group of leaderboard rows (aggregate.sort_leaderboard): tuned rows compare
-    at equal feasible-trial budgets, hand-set ones among themselves."""
+    at equal feasible-trial budgets, the others (defaults or named configs, whose tuning, if any,
+    the results database does not record: a config written from a study is one) among themselves."""
     if tuning_budget:
         return f"tuned {tuning_budget}" if short else f"tuned, {tuning_budget} feasible trials per study"
-    return "untuned" if short else "untuned (hand-set hyperparameters)"
+    return "fixed" if short else "fixed hyperparameters: defaults or named configs, tuning not counted"
 
 
 def sections(board: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

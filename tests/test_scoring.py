@@ -211,11 +211,11 @@ def test_rows_rank_only_against_equal_tuning_budgets() -> None:
         "study_id": [-1, -1, 1, 2], "finished": [3] * 4, "global_batch_size": [128] * 4,
     })
     ranked = aggregate.sort_leaderboard(frame)
-    assert list(ranked["submission"]) == ["c", "d", "b", "a"]  # budgets 16, 8, then untuned
+    assert list(ranked["submission"]) == ["c", "d", "b", "a"]  # budgets 16, 8, then fixed
     assert list(ranked["rank"]) == [1, 1, 1, 2]
     assert [title for title, _ in render.sections(ranked)] == [
         "w [tuned, 16 feasible trials per study]", "w [tuned, 8 feasible trials per study]",
-        "w [untuned (hand-set hyperparameters)]"]
+        "w [fixed hyperparameters: defaults or named configs, tuning not counted]"]
 
 
 # --- the leaderboard from the database -----------------------------------------------------------
