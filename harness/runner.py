@@ -486,19 +486,23 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
     """Compile once, then train every seed. A seed whose latest attempt of this row finished is
     skipped (unless options.rerun), one still running elsewhere too; an interrupted one is resumed
     from its checkpoint; a diverged or failed seed does not stop the sweep (raise_if_failed sums
-    the failures up). The seeds to run are known before compiling: a sweep with none compiles nothing."""
+    the failures up). The seeds to run are read before compiling (a sweep with none compiles
+    nothing) and again before each run (another process may have started it meanwhile); the
+    results file is opened for writing only after the data loaded and the step compiled, so bad
+    input found there leaves it as it was."""
+    with store.reading_if_any(options.results) as recorded:
+        seeds = [seed for seed in options.seeds if not skipped(recorded, plan, options, seed)]
+    if not seeds:
+        print(f"{plan.describe()}; {len(options.seeds)} seed(s), all recorded: nothing to run", flush=True)
+        return []
+    sweep = Sweep(plan, options)
+    print(f"{plan.describe()}; {len(options.seeds)} seed(s), {len(seeds)} to run, compiled in "
+          f"{sweep.compile_seconds:.1f} s", flush=True)
     conn = store.connect(options.results)
     try:
-        seeds = [seed for seed in options.seeds if not skipped(conn, plan, options, seed)]
-        if not seeds:
-            print(f"{plan.describe()}; {len(options.seeds)} seed(s), all recorded: nothing to run", flush=True)
-            return []
-        sweep = Sweep(plan, options)
-        print(f"{plan.describe()}; {len(options.seeds)} seed(s), {len(seeds)} to run, compiled in "
-              f"{sweep.compile_seconds:.1f} s", flush=True)
         summaries = []
         for seed in seeds:
-            if seed != seeds[0] and skipped(conn, plan, options, seed):  # started elsewhere meanwhile
+            if skipped(conn, plan, options, seed):
                 continue
             summary = sweep.run_seed(conn, seed)
             if sweep.primary:
@@ -510,10 +514,11 @@ def run_sweep(plan: RunPlan, options: RunOptions) -> list[RunSummary]:
 
 
 def skipped(conn: Any, plan: RunPlan, options: RunOptions, seed: int) -> bool:
-    """Whether `seed` of `plan` is not run (skip_reason, printed), unless options.rerun. Process 0,
-    which alone reads the results store, decides for every process of a multi-host run."""
+    """Whether `seed` of `plan` is not run (skip_reason, printed), unless options.rerun; `conn`:
+    the results database (None: no results yet). Process 0, which alone reads the results store,
+    decides for every process of a multi-host run."""
     reason = None
-    if not options.rerun and jax.process_index() == 0:
+    if conn is not None and not options.rerun and jax.process_index() == 0:
         reason = skip_reason(store.latest_attempt(conn, plan.workload.name, plan.config_id, seed), options)
         if reason:
             print(f"seed {seed}: {reason}", flush=True)
@@ -533,7 +538,7 @@ def skip_reason(run: dict[str, Any] | None, options: RunOptions) -> str | None:
     """Why a seed is not run again: its latest attempt of the row finished, or runs now."""
     if run is None:
         return None
-    if run["status"] in ("completed", "diverged") and run["stop_at_target"] == int(options.stop_at_target):
+    if run["status"] in ("completed", "diverged") and run.get("stop_at_target") == int(options.stop_at_target):
         return (f"already recorded (run {run['run_id']}, {run['status']}); skipped (--rerun runs it again "
                 "as a new attempt)")
     if run["status"] == "running":

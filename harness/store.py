@@ -7,13 +7,14 @@ queried (scoring, schedule discovery and the benchmark scripts read through it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -263,6 +264,21 @@ def open_readonly(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+@contextlib.contextmanager
+def reading_if_any(path: str) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to the results database at `path` while the block runs, or None
+    where there are no results yet (no file, or an empty one); checked as check_results does."""
+    check_results(path)
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        yield None
+        return
+    conn = open_readonly(path)
+    try:
+        yield None if _identify(conn, path) == "empty" else conn
+    finally:
+        conn.close()
 
 
 #: Columns read as floats (NULL as NaN); the others are text.

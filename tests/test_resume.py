@@ -82,6 +82,7 @@ def test_kill_9_after_a_checkpoint_then_the_same_command_resumes_bit_for_bit(tmp
     assert not os.path.exists(f"{tmp_path}/killed.checkpoints/run_1")  # removed when the run ended
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "seed 0: already recorded (run 1, completed); skipped" in again.stdout
+    assert "all recorded: nothing to run" in again.stdout and "compiled in" not in again.stdout  # no compile
 
 
 @pytest.mark.slow
