@@ -274,7 +274,8 @@ def reading_if_any(path: str) -> Iterator[sqlite3.Connection | None]:
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         yield None
         return
-    conn = open_readonly(path)
+    conn = _read_only(path)  # not open_readonly: it would run _identify's quick_check a second time
+    conn.row_factory = sqlite3.Row
     try:
         yield None if _identify(conn, path) == "empty" else conn
     finally:
