@@ -45,7 +45,9 @@ def three_workloads_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 def table_lines(stdout: str, workload: str) -> list[str]:
     """The table rows of one workload's section of the terminal leaderboard."""
     section = stdout.split(f"== {workload} ")[1].split("\n\n")[0].splitlines()
-    return [line for line in section[3:] if not line.startswith("  #")]
+    # the rows follow the header's rule of dashes (the heading above it takes one line or two)
+    rule = next(i for i, line in enumerate(section) if line and set(line) <= {"-", " "})
+    return [line for line in section[rule + 1:] if not line.startswith("  #")]
 
 
 IMAGENET_NOTE = ("imagenet_resnet50: 1 published result(s) of other metrics than its valid_top1 not shown "
