@@ -36,6 +36,7 @@ EXPECTED = {
              "pydocs_bert_tuned", "fashion_mnist_resnet_tuned"},
     "bert_adamw": {"bert_reference"},
     "sgd": {"pydocs_bert_tuned"},
+    "adam_graft_sgd": {"pydocs_bert_tuned"},
 }
 
 
