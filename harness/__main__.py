@@ -3,7 +3,7 @@
   python -m harness run --workload=fashion_mnist_resnet --submission=nesterov --seeds=0-4
   python -m harness tune --workload=fashion_mnist_resnet --submission=nesterov --trials=16 --confirm_seeds=50
   python -m harness list
-  python -m harness discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=FILE.json]
+  python -m harness discover-schedule --run=RUN_ID|--study=NAME --first_steps=N [--round] [--out=FILE.json]
       (the same as `python -m scoring discover-schedule`)
 """
 
@@ -104,7 +104,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     string("search_space", None, "tune: a search space JSON file (AlgoPerf format; default the "
            "submission's search_space.json).")
     string("study", None, "tune: the study's name (default from submission, workload, search space and "
-           "seed); the same command continues it.")
+           "seed); the same command continues it. discover-schedule: a grafted study (its selected "
+           "trial's run).")
     flags.DEFINE_integer("study_seed", 0, "tune: seeds the quasi-random points and the trials' seeds.",
                          flag_values=fv)
     flags.DEFINE_integer("confirm_seeds", 50, "tune: the selected point is run on seeds 0..K-1.",

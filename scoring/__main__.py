@@ -3,7 +3,8 @@ papers' data files):
 
   python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore]
   python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG]
-  python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--results=PATH] [--out=JSON]
+  python -m scoring discover-schedule --run=RUN_ID|--study=NAME --first_steps=N [--round] [--results=PATH]
+      [--out=JSON]
   python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX]
   python -m scoring compare --workload=W --a=ROW --b=ROW [--results=PATH] [--out=PNG]
   python -m scoring profile [--time=steps|seconds] [--results=PATH] [--out=PREFIX]
@@ -51,7 +52,7 @@ COMMANDS = ("leaderboard", "diagnostics", "discover-schedule", "study", "compare
             "scaling", "published", "coverage", "verdict")
 USAGE = ("python -m scoring leaderboard [--workload=NAME] [--results=PATH] [--out=PREFIX] [--rescore] | "
          "python -m scoring diagnostics --run=RUN_ID [--results=PATH] [--out=PNG] | "
-         "python -m scoring discover-schedule --run=RUN_ID --first_steps=N [--round] [--out=JSON] | "
+         "python -m scoring discover-schedule --run=RUN_ID|--study=NAME --first_steps=N [--round] [--out=JSON] | "
          "python -m scoring study --study=NAME [--results=PATH] [--out=PREFIX] | "
          "python -m scoring compare --workload=W --a=ROW --b=ROW [--out=PNG] | "
          "python -m scoring profile [--time=steps|seconds] [--out=PREFIX] | "
@@ -79,8 +80,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                         flag_values=fv)
     flags.DEFINE_integer("run", None, "diagnostics, discover-schedule: the run id of a recorded run.",
                          flag_values=fv)
-    flags.DEFINE_string("study", None, "study, tuned-config: the name of a tuning study (python -m harness "
-                        "tune).",
+    flags.DEFINE_string("study", None, "study, tuned-config, discover-schedule: the name of a tuning study "
+                        "(python -m harness tune).",
                         flag_values=fv)
     flags.DEFINE_string("a", None, "compare: a row (config id, submission, or submission:config).",
                         flag_values=fv)
@@ -134,9 +135,11 @@ def run_leaderboard(results: str, workload: str | None, out: str, rescore: bool 
 
 def run_discover_schedule(fv: flags.FlagValues) -> str:
     """discover-schedule with the parsed flags: the JSON, or a line naming the file written."""
-    if fv.run is None or fv.first_steps is None:
-        raise UserError("discover-schedule needs --run=RUN_ID and --first_steps=N")
-    text = schedule_discovery.discover_to_file(fv.results, fv.run, fv.first_steps, fv.round, fv.out)
+    if (fv.run is None) == (fv.study is None) or fv.first_steps is None:
+        raise UserError("discover-schedule needs --first_steps=N and one of --run=RUN_ID or --study=NAME "
+                        "(a grafted study: its selected trial's run)")
+    run = fv.run if fv.run is not None else schedule_discovery.selected_run(fv.results, fv.study)
+    text = schedule_discovery.discover_to_file(fv.results, run, fv.first_steps, fv.round, fv.out)
     return f"wrote {fv.out}\n" if fv.out else text
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.store import ResultsReader
+from scoring.study import load as load_study
 
 RATIO_PREFIX = "ratio/"
 
@@ -67,6 +68,17 @@ def discover(results: ResultsReader, run_id: int, first_steps: int, round_: bool
             "medians": medians,
         },
     }
+
+
+def selected_run(results: str, study: str) -> int:
+    """The run of a tuning study's selected trial (the tuned point, as Agarwal et al. take the ratios
+    of their tuned graft); a one-line UserError while the study has selected none."""
+    report = load_study(results, study)
+    chosen = report.trials[report.trials["trial"] == report.selected]
+    if report.selected is None or chosen.empty:
+        raise UserError(f"study {study} has not selected a trial yet; finish its trials "
+                        f"(`{report.study['command']}`) or pass --run=RUN_ID")
+    return int(chosen["run_id"].iloc[0])
 
 
 def discover_to_file(results: str, run_id: int, first_steps: int, round_: bool, out: str | None

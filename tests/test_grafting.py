@@ -372,6 +372,46 @@ def test_discover_schedule_bad_run(results_db: str, main_in_process: Callable[..
     assert result.returncode == 2 and result.stderr.startswith("error: no run 99")
 
 
+STUDIES_DB = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "studies", "studies.db")
+GRAFT_STUDY = "issue15/pydocs_bert/adam_graft_sgd"
+
+
+def test_discover_schedule_of_a_study_reads_its_selected_trials_run(
+        main_in_process: Callable[..., Result]) -> None:
+    """--study=NAME: the medians of the run of the study's selected trial (the published studies'
+    database; the trial and its run looked up here with SQL, the medians recomputed with numpy)."""
+    conn = sqlite3.connect(f"file:{STUDIES_DB}?mode=ro", uri=True)
+    found = conn.execute("SELECT t.run_id FROM studies s JOIN study_trials t ON t.study_id = s.study_id "
+                         "AND t.trial = s.selected_trial WHERE s.name = ?", (GRAFT_STUDY,)).fetchone()
+    if found is None:
+        pytest.skip(f"{GRAFT_STUDY} has no selected trial in {STUDIES_DB}")
+    result = main_in_process("scoring", "discover-schedule", f"--study={GRAFT_STUDY}", "--first_steps=50",
+                             f"--results={STUDIES_DB}")
+    assert result.returncode == 0, result.stderr
+    discovered = json.loads(result.stdout)
+    assert discovered["provenance"]["run_id"] == found[0]
+    rows = conn.execute("SELECT name, value FROM diagnostics WHERE run_id = ? AND step <= 50 AND name LIKE "
+                        "'ratio/%'", found).fetchall()
+    by_group: dict[str, list[float]] = {}
+    for name, value in rows:
+        by_group.setdefault(name.removeprefix("ratio/"), []).append(value)
+    assert discovered["multipliers"] == pytest.approx({g: float(np.median(v)) for g, v in by_group.items()})
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--run=1", f"--study={GRAFT_STUDY}"], "one of --run=RUN_ID or --study=NAME"),
+    ([], "one of --run=RUN_ID or --study=NAME"),
+    (["--study=no/such/study"], "no study 'no/such/study'"),
+])
+def test_discover_schedule_bad_run_or_study(args: list[str], expected: str,
+                                           main_in_process: Callable[..., Result]) -> None:
+    result = main_in_process("scoring", "discover-schedule", *args, "--first_steps=50",
+                             f"--results={STUDIES_DB}")
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and expected in result.stderr, \
+        result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_discover_schedule_needs_recorded_ratios(results_db: str,
                                                  main_in_process: Callable[..., Result]) -> None:
     result = main_in_process("harness", "discover-schedule", "--run=1", "--first_steps=4",
