@@ -144,6 +144,8 @@ def study_cells(report: StudyReport) -> list[str]:
     diverged = int(s["trials_run"] - s["feasible_trials"])
     trials = f"{int(s['feasible_trials'])}/{int(s['trials'])}" + (f" (+{diverged} diverged)" if diverged else "")
     seeds = f"{len(c)}/{int(s['confirm_seeds'])}"
+    if s["status"] == "exhausted":  # every trial it may run diverged: nothing selected, nothing to confirm
+        seeds = "none: every trial diverged"
     if c.empty:
         return [trials, seeds, "-", "-", "-", f"{s['wall_seconds'] / 3600:.1f} h"]
     low, high, level = statistics.median_interval(c["best_valid"].dropna())

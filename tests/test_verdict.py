@@ -21,9 +21,9 @@ TARGET = 0.85
 
 
 def _study(conn: sqlite3.Connection, name: str, submission: str, confirmation: Sequence[tuple[float, int | None]],
-           trials: Sequence[bool] = (True, True), wall_seconds: float = 5400.0) -> None:
+           trials: Sequence[bool] = (True, True), wall_seconds: float = 5400.0, status: str = "done") -> None:
     """A finished study: trials (feasible or not), then confirmation seeds 0.. with (best valid,
-    steps to target or None for a miss)."""
+    steps to target or None for a miss); status "exhausted": no trial selected."""
     fields = dict(workload="fashion_mnist_resnet", submission=submission, submission_path="s.py", hparams="{}",
                   knobs="{}", config_id=f"{submission}-cfg", metric="accuracy", direction="maximize",
                   target=TARGET, step_budget=117, global_batch_size=1280, environment="{}")
@@ -38,7 +38,7 @@ def _study(conn: sqlite3.Connection, name: str, submission: str, confirmation: S
     for seed, (best, steps) in enumerate(confirmation):
         run = store.RunRecorder(conn, **fields, seed=seed, study_id=rec.study_id, study_role="confirmation")
         run.finish("completed", best_valid=best, steps_to_target=steps)
-    rec.update(status="done", selected_trial=0)
+    rec.update(status=status, selected_trial=0 if status == "done" else None)
     rec.add_seconds(300.0, wall_seconds)
 
 
@@ -139,3 +139,20 @@ def test_command_line(studies: tuple[str, str], tmp_path: str, main_in_process: 
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     missing = main_in_process("scoring", "verdict", f"--results={db}")
     assert missing.returncode == 2 and "verdict needs --spec=FILE.json" in missing.stderr
+
+
+def test_an_exhausted_study_says_every_trial_diverged(tmp_path: str) -> None:
+    """A study whose every trial diverged selects nothing: its row says so instead of '0/K' seeds (which
+    reads as 'not run yet'), and a pair with it has no paired line."""
+    db = os.path.join(tmp_path, "s.db")
+    conn = store.connect(db)
+    _study(conn, "t/nesterov", "nesterov", [(0.90, 50), (0.91, 40)])
+    _study(conn, "t/sgd", "sgd", [], trials=(False, False, False), wall_seconds=720.0, status="exhausted")
+    conn.close()
+    spec = verdict.Spec("T", (verdict.Question("q", "fashion_mnist_resnet", (
+        verdict.Row("Nesterov", "t/nesterov", ()), verdict.Row("SGD", "t/sgd", ())), (("Nesterov", "SGD"),)),))
+    lines = verdict.markdown(spec, verdict.load_reports(db, spec), published.load()).splitlines()
+    sgd = next(line for line in lines if line.startswith("| SGD"))
+    assert [c.strip() for c in sgd.strip("|").split("|")][1:7] == [
+        "0/2 (+3 diverged)", "none: every trial diverged", "-", "-", "-", "0.2 h"]
+    assert not any(line.startswith("- Nesterov vs SGD") for line in lines)
