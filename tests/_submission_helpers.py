@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,14 @@ def assert_check_refuses(module: ModuleType, hparams: dict[str, Any], *fragments
             assert "\n" not in message and all(f in message for f in fragments), message
         else:
             raise AssertionError(f"no UserError for {hparams}")
+
+
+@functools.cache
+def workload_abstract(name: str, knobs: tuple[tuple[str, Any], ...] = ()) -> tuple[Any, Any]:
+    """(params as shapes, param types) of a registered workload's model with these knobs (sorted
+    (name, value) pairs, hashable for the cache): traced only, nothing computed, even for BERT-Large."""
+    import workloads  # lazily: the registry imports every workload module
+    from harness.training import abstract_init
+
+    params, _, types = abstract_init(workloads.get_workload(name, dict(knobs)))
+    return params, types

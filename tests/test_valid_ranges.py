@@ -17,7 +17,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import pytest
-from _submission_helpers import LAYOUT, REPO, context, load_submission, nest, param_types, random_params
+from _submission_helpers import (
+    LAYOUT,
+    REPO,
+    context,
+    load_submission,
+    nest,
+    param_types,
+    random_params,
+    workload_abstract,
+)
 
 from harness import configs, plan, spec
 from harness import submission_loader as loader
@@ -154,11 +163,19 @@ def test_search_space_lies_inside_the_valid_ranges(name: str, path: str) -> None
         assert all(p in valid for p in points), f"{name}: search space of {key} {points} leaves {valid}"
 
 
+# Hyperparameters a study passes with --hparams because the built-in has no usable default: sgd_corrected
+# needs a corrections file (its pydocs_bert study passes the published one, scripts/studies.sh).
+STUDY_FIXED_HPARAMS: dict[str, dict[str, Any]] = {
+    "sgd_corrected": {"corrections": str(REPO / "docs/studies/pydocs_bert_corrections.json")},
+}
+
+
 @pytest.mark.parametrize("name, path", [(n, p) for n, p in search_space_files() if "/search_spaces/" in p])
 def test_every_point_a_study_draws_is_valid_on_its_workload(name: str, path: str) -> None:
     """The first 48 points (3 x 16 trials: every point a 16-trial study may run) of study seed 0 of
-    each per-workload search space, over the built-in's defaults, pass its check_hparams in every
-    phase of the workload the file is named after (the check a study makes before its first trial)."""
+    each per-workload search space, over the built-in's defaults and the study's fixed hparams
+    (STUDY_FIXED_HPARAMS), pass its check_hparams in every phase of the workload the file is named after
+    (the check a study makes before its first trial)."""
     import workloads
     from harness.search_space import parse
 
@@ -166,10 +183,10 @@ def test_every_point_a_study_draws_is_valid_on_its_workload(name: str, path: str
     space = parse(json.loads((REPO / path).read_text()), sub.defaults, sub.name, path)
     workload = os.path.splitext(os.path.basename(path))[0]
     phases = tuple(workloads.get_workload(workload).phases)
-    ctx = spec.SubmissionContext(workload, param_types(), phases)
+    ctx = spec.SubmissionContext(workload, workload_abstract(workload)[1], phases)  # its model's layers
     assert sub.check_hparams is not None
     for i in range(48):
-        hp = {**sub.defaults, **space.point(0, i)}
+        hp = {**sub.defaults, **STUDY_FIXED_HPARAMS.get(name, {}), **space.point(0, i)}
         for k in range(len(phases)):
             sub.check_hparams(hp, dataclasses.replace(ctx, phase_index=k))
 
