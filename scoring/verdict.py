@@ -176,10 +176,11 @@ def paired_line(c: compare.Comparison) -> str:
     better, differ = c.a_better
     faster, decided = c.a_faster
     d = c.valid_differences
+    first = (f"reaches the target first on {faster} of {decided} (sign test p = {c.steps_sign_p:.3g})"
+             if decided else "neither reaches the target before the other on any seed")
     return (f"{c.a} vs {c.b} on {len(c.seeds)} paired seeds: {c.a} has the better best valid on {better} of "
             f"{differ} (sign test p = {statistics.sign_test(d):.3g}, Wilcoxon p = "
-            f"{statistics.wilcoxon_test(d):.3g}), reaches the target first on {faster} of {decided} "
-            f"(sign test p = {c.steps_sign_p:.3g}).")
+            f"{statistics.wilcoxon_test(d):.3g}), {first}.")
 
 
 def separation(reports: Sequence[StudyReport]) -> str | None:

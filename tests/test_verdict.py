@@ -109,6 +109,21 @@ def test_a_target_every_seed_reaches_is_said(tmp_path: str) -> None:
             "(2/2, 2/2); compare the medians and the steps to target.**") in page.splitlines()
 
 
+def test_no_seed_reaching_the_target_is_said_without_a_p_value(tmp_path: str) -> None:
+    """No seed of either study reaches the target: no sign test over zero seeds (it would print nan)."""
+    db = os.path.join(tmp_path, "s.db")
+    conn = store.connect(db)
+    _study(conn, "t/nesterov", "nesterov", [(0.80, None), (0.81, None)])
+    _study(conn, "t/lars", "lars", [(0.78, None), (0.82, None)])
+    conn.close()
+    spec = verdict.Spec("T", (verdict.Question("q", "fashion_mnist_resnet", (
+        verdict.Row("Nesterov", "t/nesterov", ()), verdict.Row("LARS", "t/lars", ())), (("Nesterov", "LARS"),)),))
+    page = verdict.markdown(spec, verdict.load_reports(db, spec), published.load())
+    paired = next(line for line in page.splitlines() if line.startswith("- Nesterov vs LARS"))
+    assert paired.startswith("- Nesterov vs LARS on 2 paired seeds: Nesterov has the better best valid on 1 of 2 ")
+    assert paired.endswith("neither reaches the target before the other on any seed."), paired
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s["questions"][0]["rows"][0]["published"][0].update(row="Configuration Z"),
      "no published number matches"),
