@@ -330,11 +330,12 @@ def plain(text: str) -> str:
 
 
 def format_value(value: float, unit: str) -> str:
-    """A value with its unit: ``75.97%``, ``32768 examples``, ``0.0001``."""
+    """A value with its unit: ``75.97%``, ``32768 examples``, ``0.0001``; an accuracy the paper prints
+    as a fraction stays as printed (``0.9941``: the word adds nothing)."""
     number = format_number(value)
     if unit == "%":
         return number + "%"
-    return f"{number} {unit}" if unit else number
+    return f"{number} {unit}" if unit and unit != "fraction" else number
 
 
 def select(numbers: pd.DataFrame, paper: str | None = None, workload: str | None = None) -> pd.DataFrame:

@@ -67,6 +67,14 @@ def test_names_are_shown_as_plain_text(latex: str, text: str) -> None:
     assert published.plain(latex) == text
 
 
+@pytest.mark.parametrize("value, unit, shown", [
+    (75.97, "%", "75.97%"), (32768.0, "examples", "32768 examples"), (0.0001, "", "0.0001"),
+    (0.9941, "fraction", "0.9941"),  # You et al. Table 7 prints accuracies as fractions
+])
+def test_values_are_shown_with_their_unit(value: float, unit: str, shown: str) -> None:
+    assert published.format_value(value, unit) == shown
+
+
 def test_every_row_and_column_name_has_a_plain_form() -> None:
     """No LaTeX left in what the tables show, for every name in the real files."""
     numbers = published.load()
