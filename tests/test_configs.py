@@ -30,7 +30,7 @@ EXPECTED = {
              "fashion_mnist_resnet_tuned", "fashion_mnist_lenet_tuned"},
     "adamw": {"table5_eps1e-8", "table5_eps1e-6", "nado_table8_32k", "nado_table8_65k_32k",
               "nado_table8_65k", "pydocs_bert", "pydocs_bert_adam", "pydocs_bert_tuned",
-              "fashion_mnist_resnet_tuned"},
+              "fashion_mnist_resnet_tuned", "fashion_mnist_lenet_tuned"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
              "you2019_65k_32k", "you2019_table4", "you2019_table5", "pydocs_bert", "pydocs_bert_google",
              "pydocs_bert_tuned", "fashion_mnist_resnet_tuned"},
