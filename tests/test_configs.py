@@ -33,7 +33,7 @@ EXPECTED = {
               "fashion_mnist_resnet_tuned", "fashion_mnist_lenet_tuned"},
     "lamb": {"table5_pure", "table5_adam_eps1e-8", "table5_adam_eps1e-6", "you2019_32k",
              "you2019_65k_32k", "you2019_table4", "you2019_table5", "pydocs_bert", "pydocs_bert_google",
-             "pydocs_bert_tuned", "fashion_mnist_resnet_tuned"},
+             "pydocs_bert_tuned", "fashion_mnist_resnet_tuned", "fashion_mnist_lenet_tuned"},
     "bert_adamw": {"bert_reference"},
     "sgd": {"pydocs_bert_tuned"},
     "adam_graft_sgd": {"pydocs_bert_tuned"},
