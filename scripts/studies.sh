@@ -147,6 +147,8 @@ print(json.dumps({**d, "partition": h["partition"], "corrections": sys.argv[2]},
     pair pydocs_bert adamw lamb
     pair pydocs_bert adamw adam_graft_sgd
     pair pydocs_bert adam_graft_sgd sgd
+    pair fashion_mnist_lenet nesterov lars
+    pair fashion_mnist_lenet adamw lamb
     score verdict --spec=docs/studies/verdict.json --out="$OUT/verdict" > /dev/null
     score leaderboard --out="$OUT/leaderboard" > "$OUT/leaderboard.txt"
     score profile --out="$OUT/profile" > "$OUT/profile.txt" || rm -f "$OUT/profile.txt"
