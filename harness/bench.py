@@ -119,11 +119,12 @@ def harness_loop(sweep: Sweep, conn: Any) -> list[float]:
     return list(np.diff(cumulative, prepend=0.0))
 
 
-def gradient_step(workload: Workload, micro_batch_size: int) -> Callable[..., Any]:
+def gradient_step(workload: Workload, micro_batch_size: int, unroll: int | None = None) -> Callable[..., Any]:
     """The harness's gradient computation (accumulate_gradients, unrolled scan on CPU) at the
-    workload's global batch with `micro_batch_size`; equal to the global batch: one big batch."""
+    workload's global batch with `micro_batch_size`; equal to the global batch: one big batch.
+    `unroll`: the scan's unroll factor (default: the harness's, training.default_unroll)."""
     return jax.jit(lambda params, state, batch, rng: accumulate_gradients(
-        workload, params, state, batch, rng, micro_batch_size)[0])
+        workload, params, state, batch, rng, micro_batch_size, unroll=unroll)[0])
 
 
 def seconds_per_step(fn: Callable[..., Any], args: tuple[Any, ...], steps: int) -> float:

@@ -16,9 +16,13 @@ from jax.sharding import Mesh, PartitionSpec
 from harness.parallel import DATA_AXIS
 from harness.spec import Batch, Hparams, SubmissionContext, Workload
 
-#: Upper bound on lax.scan's unroll factor. On CPU an unrolled scan over micro-batches is 5-20x
-#: faster than a rolled one; a bound keeps compile time sane for hundreds of micro-batches.
-MAX_UNROLL = 32
+#: Upper bound on lax.scan's unroll factor on CPU. Any loop left in the scan is slow there: measured
+#: side by side (`python -m harness.bench_unroll`, fashion_mnist_resnet, micro-batches of 64;
+#: docs/performance.md), full unrolling ran 4.8x (interquartile 4.0-5.3) faster per step than unroll
+#: 32 at 40 micro-batches and compiled in 25 s instead of 52 s; 2.4x at 80 (compile 74 s vs 71 s). At
+#: 160 it is 2.5x faster per step but compiles in 202 s instead of 73 s, about what the 15 steps of a
+#: fixed-epochs run at that batch save: the bound stops there.
+MAX_UNROLL = 128
 
 
 def default_unroll(n_micro: int) -> int:

@@ -2,11 +2,12 @@
 # Steps to target against batch size on fashion_mnist_resnet (Shallue et al. 2019 style; issue 16 §2):
 # nesterov and adamw at their default hyperparameters, at four global batch sizes (fixed epochs: 234,
 # 117, 59 and 30 steps), 5 seeds each, then `python -m scoring scaling` (table and log-log plot with
-# the perfect-scaling line). Every run sees the same examples, but on CPU the seeds at 2,560 and 5,120
-# cost 2-3 times those at 640 and 1,280 (measured 2026-12-03 side by side under the same load: adamw
-# 111-146 s per seed at 1,280, 207-259 s at 2,560), and compile for 3-6 minutes: their 40 and 80
-# micro-batches exceed the unrolled scan's bound (harness/training.MAX_UNROLL = 32), and a partly
-# rolled scan runs at about half speed (docs/performance.md). About 1 hour alone on 2 CPU cores.
+# the perfect-scaling line). Every run sees the same examples. The published run (2026-12-03) was
+# made with the unrolled scan bounded at 32 micro-batches: its seeds at 2,560 and 5,120 cost 2-3 times
+# those at 640 and 1,280 (adamw 111-146 s per seed at 1,280, 207-259 s at 2,560, side by side under
+# the same load) and compiled for 3-6 minutes. The bound is now 128 (harness/training.MAX_UNROLL;
+# `python -m harness.bench_unroll`: 2.4-4.8x faster steps at 40 and 80 micro-batches,
+# docs/performance.md). About 1 hour alone on 2 CPU cores with the old bound.
 #   scripts/scaling_experiment.sh      (SEEDS=0-4 BATCHES="640 1280 2560 5120" SUBMISSIONS="nesterov adamw"
 #                                       RESULTS=results/scaling/scaling.db OUT=docs/scaling;
 #                                       LR_SCALING=sqrt|linear declares that learning-rate rule from
