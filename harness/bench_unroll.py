@@ -60,11 +60,12 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         wl = batch_scaling.resized(base, batch_size)
         micro_batch = wl.phases[0].micro_batch_size
         n_micro = batch_size // micro_batch
+        bounded = min(n_micro, fv.bound)
         params, model_state, _ = wl.init(jax.random.PRNGKey(0))
         args = (params, model_state, next(wl.train_batches(data, 0)), jax.random.PRNGKey(0))
         sides: dict[str, Callable[[], float]] = {}
         compile_seconds: dict[str, float] = {}
-        for name, unroll in (("full", n_micro), ("bounded", min(n_micro, fv.bound))):
+        for name, unroll in (("full", n_micro), ("bounded", bounded)):
             fn, compile_seconds[name] = compiled(gradient_step(wl, micro_batch, unroll), args)
             sides[name] = functools.partial(seconds_per_step, fn, args, fv.steps)
 
@@ -76,7 +77,7 @@ def main(argv: list[str], fv: flags.FlagValues) -> int:
         ratios = [b / f for b, f in zip(times["bounded"], times["full"])]
         print(f"batch {batch_size} ({n_micro} micro-batches of {micro_batch}): compile "
               f"{compile_seconds['full']:.0f} s (full, unroll {n_micro}) vs {compile_seconds['bounded']:.0f} s "
-              f"(unroll {min(n_micro, fv.bound)}); bounded / full time per step {median_and_quartiles(ratios)}",
+              f"(unroll {bounded}); bounded / full time per step {median_and_quartiles(ratios)}",
               flush=True)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -104,10 +104,14 @@ def assert_check_refuses(module: ModuleType, hparams: dict[str, Any], *fragments
             raise AssertionError(f"no UserError for {hparams}")
 
 
+def workload_abstract(name: str, knobs: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+    """(params as shapes, param types) of a registered workload's model with these knobs: traced
+    only, nothing computed, even for BERT-Large; once per workload and knobs."""
+    return _workload_abstract(name, tuple(sorted((knobs or {}).items())))
+
+
 @functools.cache
-def workload_abstract(name: str, knobs: tuple[tuple[str, Any], ...] = ()) -> tuple[Any, Any]:
-    """(params as shapes, param types) of a registered workload's model with these knobs (sorted
-    (name, value) pairs, hashable for the cache): traced only, nothing computed, even for BERT-Large."""
+def _workload_abstract(name: str, knobs: tuple[tuple[str, Any], ...]) -> tuple[Any, Any]:
     import workloads  # lazily: the registry imports every workload module
     from harness.training import abstract_init
 

@@ -83,7 +83,7 @@ def test_config_is_valid_for_its_workload(path: Path) -> None:
     # next_phase accepts that phase's hparams: what the harness does before training.
     # On the workload's own model (its params as shapes and their types: a corrections file names
     # the model's layers), traced as the harness traces them, nothing allocated.
-    params, types = workload_abstract(named.workload, tuple(sorted(named.knobs.items())))
+    params, types = workload_abstract(named.workload, named.knobs)
     ctx = spec.SubmissionContext(named.workload, types, phases)
     state = jax.eval_shape(lambda p: sub.init(p, per_phase[0], ctx), params)
     for k, hparams in enumerate(per_phase):
